@@ -1,0 +1,59 @@
+"""`isthmus` — one console script; each subcommand lives beside the code it drives.
+
+Subcommands are imported lazily (the table below) so `isthmus validate` does not pay
+for gRPC, and a broken optional part cannot break the others.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# name → "module:attribute" of a click command or group.
+COMMANDS: dict[str, str] = {
+    # offline
+    "validate": "isthmus.cli.config_cmds:validate",
+    "analyze": "isthmus.cli.analyze_cmd:analyze",
+    # against galley
+    "apply": "isthmus.cli.config_cmds:apply",
+    "get": "isthmus.cli.config_cmds:get",
+    "delete": "isthmus.cli.config_cmds:delete",
+    # services
+    "galley": "isthmus.galley.main:galley",
+    "citadel": "isthmus.citadel.main:citadel",
+    "token": "isthmus.citadel.main:token",
+    # local mesh
+    "up": "isthmus.cli.up:up",
+    "down": "isthmus.cli.up:down",
+    "status": "isthmus.cli.up:status",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="isthmus")
+def cli() -> None:
+    """Isthmus: a service mesh that runs Istio's config on a Python data plane."""
+
+
+def main() -> None:
+    try:
+        cli(prog_name="isthmus")
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
