@@ -1,0 +1,140 @@
+"""SDS for a real Envoy: serves the certificate manager's material over
+`envoy.service.secret.v3.SecretDiscoveryService` on a Unix socket, as Istio's agent
+does — resource `default` (tls_certificate: chain + key) and `ROOTCA`
+(validation_context: the trust bundle). Streams push a new version on every renewal.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from pathlib import Path
+
+import grpc
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2
+from envoy.service.discovery.v3 import discovery_pb2
+from envoy.service.secret.v3 import sds_pb2_grpc
+from google.protobuf import any_pb2
+
+from isthmus.citadel.certmanager import CertificateManager, WorkloadCert
+from isthmus.shared.logging import get_logger
+
+log = get_logger(__name__)
+
+SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+WORKLOAD_SECRET = "default"
+ROOT_SECRET = "ROOTCA"
+
+
+def build_secret(name: str, cert: WorkloadCert) -> secret_pb2.Secret | None:
+    """The Envoy secret `name` for `cert` (None for names we do not serve)."""
+    if name == WORKLOAD_SECRET:
+        return secret_pb2.Secret(name=name, tls_certificate=common_pb2.TlsCertificate(
+            certificate_chain={"inline_bytes": cert.cert_chain_pem},
+            private_key={"inline_bytes": cert.key_pem}))
+    if name == ROOT_SECRET:
+        return secret_pb2.Secret(name=name, validation_context=common_pb2.CertificateValidationContext(
+            trusted_ca={"inline_bytes": cert.roots_pem}))
+    return None
+
+
+def _pack(secret: secret_pb2.Secret) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(secret)
+    return packed
+
+
+class SecretDiscoveryService(sds_pb2_grpc.SecretDiscoveryServiceServicer):
+    def __init__(self, manager: CertificateManager):
+        self.manager = manager
+        self._nonces = itertools.count(1)
+
+    def _response(self, names: list[str]) -> discovery_pb2.DiscoveryResponse | None:
+        cert = self.manager.current()
+        if cert is None:
+            return None
+        secrets = [s for s in (build_secret(n, cert) for n in names) if s is not None]
+        unknown = [n for n in names if build_secret(n, cert) is None]
+        if unknown:
+            log.warning("sds: unknown secret names requested", names=unknown,
+                        served=[WORKLOAD_SECRET, ROOT_SECRET])
+        return discovery_pb2.DiscoveryResponse(version_info=str(self.manager.version), type_url=SECRET_TYPE,
+                                               resources=[_pack(s) for s in secrets],
+                                               nonce=str(next(self._nonces)))
+
+    async def FetchSecrets(self, request: discovery_pb2.DiscoveryRequest,
+                           context: grpc.aio.ServicerContext) -> discovery_pb2.DiscoveryResponse:
+        resp = self._response(list(request.resource_names))
+        if resp is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "no workload certificate yet; retry")
+        return resp
+
+    async def StreamSecrets(self, request_iterator, context: grpc.aio.ServicerContext):
+        events: asyncio.Queue = asyncio.Queue()
+
+        async def read_requests() -> None:
+            async for req in request_iterator:
+                await events.put(req)
+            await events.put(None)
+
+        async def watch_changes() -> None:
+            seen = self.manager.version
+            while True:
+                seen = await self.manager.wait_changed(seen)
+                await events.put("changed")
+
+        tasks = [asyncio.create_task(read_requests()), asyncio.create_task(watch_changes())]
+        names: list[str] = []
+        last_nonce = ""
+        try:
+            while True:
+                event = await events.get()
+                if event is None:
+                    return
+                if isinstance(event, discovery_pb2.DiscoveryRequest):
+                    if event.error_detail.code:
+                        log.warning("sds: envoy rejected secrets", nonce=event.response_nonce,
+                                    error=event.error_detail.message)
+                        continue
+                    if event.response_nonce and event.response_nonce == last_nonce \
+                            and list(event.resource_names) == names:
+                        continue  # ACK of what we sent
+                    names = list(event.resource_names)
+                if not names:
+                    continue
+                resp = self._response(names)
+                if resp is not None:
+                    last_nonce = resp.nonce
+                    yield resp
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class SdsServer:
+    """The SDS gRPC server on a Unix socket (mode 0600: only this user's Envoy)."""
+
+    def __init__(self, manager: CertificateManager, socket_path: Path):
+        self.socket_path = Path(socket_path)
+        self.service = SecretDiscoveryService(manager)
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self) -> None:
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.socket_path.exists():
+            self.socket_path.unlink()  # stale socket from a previous run
+        server = grpc.aio.server()
+        sds_pb2_grpc.add_SecretDiscoveryServiceServicer_to_server(self.service, server)
+        if not server.add_insecure_port(f"unix:{self.socket_path}"):
+            raise OSError(f"sds: cannot listen on {self.socket_path}")
+        await server.start()
+        os.chmod(self.socket_path, 0o600)
+        self._server = server
+        log.info("sds serving", socket=str(self.socket_path))
+
+    async def stop(self, grace: float | None = 1.0) -> None:
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+        self.socket_path.unlink(missing_ok=True)
