@@ -85,7 +85,6 @@ class SecretDiscoveryService(sds_pb2_grpc.SecretDiscoveryServiceServicer):
 
         tasks = [asyncio.create_task(read_requests()), asyncio.create_task(watch_changes())]
         names: list[str] = []
-        last_nonce = ""
         try:
             while True:
                 event = await events.get()
@@ -96,15 +95,13 @@ class SecretDiscoveryService(sds_pb2_grpc.SecretDiscoveryServiceServicer):
                         log.warning("sds: envoy rejected secrets", nonce=event.response_nonce,
                                     error=event.error_detail.message)
                         continue
-                    if event.response_nonce and event.response_nonce == last_nonce \
-                            and list(event.resource_names) == names:
-                        continue  # ACK of what we sent
+                    if event.response_nonce and list(event.resource_names) == names:
+                        continue  # ACK of a response we sent; pushes follow changes only
                     names = list(event.resource_names)
                 if not names:
                     continue
                 resp = self._response(names)
                 if resp is not None:
-                    last_nonce = resp.nonce
                     yield resp
         finally:
             for task in tasks:

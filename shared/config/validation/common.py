@@ -24,6 +24,7 @@ WILDCARD_LABEL = re.compile(r"^(\*|(\*|\*-)?[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9]
 QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 HEADER_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~A-Za-z0-9]+$")  # RFC 7230 tchar
+HEADER_NAME = re.compile(r"^[-_A-Za-z0-9]+$")
 PROBE_HEADER_NAME = re.compile(r"^[-A-Za-z0-9]+$")
 PSEUDO_HEADERS = frozenset({":method", ":scheme", ":authority", ":path", ":status"})
 JWT_CLAIM_PREFIX = "@request.auth.claims"
@@ -478,12 +479,23 @@ def is_jwt_claim_header(name: str) -> bool:
 
 
 def check_header_name(name: Any, path: str, f: Findings) -> bool:
-    """A plain header name: a non-empty RFC 7230 token."""
+    """A header name a proxy may emit (Istio's strict form): letters, digits, '-' and '_'."""
+    if not name:
+        f.error(path, "header name cannot be empty")
+        return False
+    if not isinstance(name, str) or not HEADER_NAME.match(name):
+        f.error(path, f"header name {name!r} is not a valid header name (letters, digits, '-' or '_')")
+        return False
+    return True
+
+
+def check_token_header_name(name: Any, path: str, f: Findings) -> bool:
+    """Any HTTP header name: a non-empty RFC 7230 token."""
     if not name:
         f.error(path, "header name cannot be empty")
         return False
     if not isinstance(name, str) or not HEADER_TOKEN.match(name):
-        f.error(path, f"header name {name!r} is not a valid header name")
+        f.error(path, f"header name {name!r} is not a valid header name (an RFC 7230 token)")
         return False
     return True
 
@@ -492,12 +504,12 @@ def check_match_header_name(name: Any, path: str, f: Findings) -> bool:
     """Istio's ValidateHTTPHeaderNameOrJwtClaimRoute: a token, a pseudo-header or a JWT claim."""
     if isinstance(name, str) and (name in PSEUDO_HEADERS or is_jwt_claim_header(name)):
         return True
-    return check_header_name(name, path, f)
+    return check_token_header_name(name, path, f)
 
 
 def check_cors_header_name(name: Any, path: str, f: Findings) -> bool:
     """Istio's ValidateCORSHTTPHeaderName: a token or `*`."""
-    return name == "*" or check_header_name(name, path, f)
+    return name == "*" or check_token_header_name(name, path, f)
 
 
 def check_probe_header_name(name: Any, path: str, f: Findings) -> bool:
@@ -642,6 +654,6 @@ def check_string_match(sm: Any, path: str, f: Findings, *, allow_empty_prefix: b
 
 
 __all__ = [n for n in dir() if n.startswith(("check_", "parse_", "is_", "host_")) or n.endswith("_error")] + [
-    "key", "format_seconds", "DNS1123_LABEL", "DNS1123_LABEL_LOWER", "DNS1123_SUBDOMAIN", "PROTOCOLS",
+    "key", "format_seconds", "HEADER_NAME", "HEADER_TOKEN", "DNS1123_LABEL", "DNS1123_LABEL_LOWER", "DNS1123_SUBDOMAIN", "PROTOCOLS",
     "HTTP_PROTOCOLS", "TLS_PROTOCOLS", "UNIX_PREFIX",
 ]

@@ -72,10 +72,10 @@ def validate_workload_group(spec: Any, obj: Any, f: Findings) -> None:
 
 
 def _check_template(template: Any, path: str, f: Findings) -> None:
-    """A WorkloadEntry template: the address is filled in when a workload registers."""
+    """A WorkloadEntry template; the address comes from each workload as it registers."""
     if template.address:
-        f.error(at(path, "address"), "address must not be set in a WorkloadGroup template; "
-                                     "it is taken from each registering workload")
+        f.warn(at(path, "address"), "address in a WorkloadGroup template is replaced by each registering "
+                                    "workload's own address; remove it")
     for name, port in template.ports.items():
         p = c.key(at(path, "ports"), name)
         c.check_dns1123_label(name, p, f, "port name")

@@ -173,7 +173,7 @@ def service_account_error(value: str) -> str | None:
     if len(value) > 320:
         return "service account cannot exceed 320 characters"
     ns, sep, sa = value.partition("/")
-    if "/" in sa or (sep and not ns) or not sa:
+    if sep and ("/" in sa or not ns or not sa):
         return f"expected format 'serviceAccount' or 'namespace/serviceAccount' (got {value!r})"
     return None
 

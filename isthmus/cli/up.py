@@ -1,0 +1,193 @@
+"""`isthmus up | down | status`: run the local mesh as processes under one run directory.
+
+Progress is shown while each component starts; a taken port or a component that
+does not become ready names the component and its log file, and stops the rest.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from isthmus.cli.mesh_plan import Component, build_plan, options_with_base_port
+from isthmus.shared.rundir import load_state, pid_alive, run_dir, save_state, state_path
+
+console = Console(stderr=True)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _ready(c: Component) -> bool:
+    if c.ready_url:
+        try:
+            with urllib.request.urlopen(c.ready_url, timeout=0.5) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex(("127.0.0.1", c.ready_port)) == 0
+
+
+def _stop_pids(pids: list[tuple[str, int]], timeout: float = 10.0) -> None:
+    for _, pid in pids:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    deadline = time.monotonic() + timeout
+    for name, pid in pids:
+        while pid_alive(pid) and time.monotonic() < deadline:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.05)
+        if pid_alive(pid):
+            console.print(f"[yellow]{name} (pid {pid}) did not stop in {timeout:.0f}s; killing it[/]")
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _summary(state: dict, missing: list[str]) -> None:
+    table = Table(title="Isthmus mesh", show_lines=False)
+    table.add_column("component")
+    table.add_column("pid")
+    table.add_column("endpoints")
+    table.add_column("log")
+    for name, comp in state["components"].items():
+        eps = "\n".join(f"{k}: {v}" for k, v in comp.get("urls", {}).items())
+        table.add_row(name, str(comp["pid"]), eps, comp["log"])
+    Console().print(table)
+    if missing:
+        Console().print(f"[yellow]Not started (not in this install yet): {', '.join(missing)}.[/]")
+    Console().print(f"run directory: {state['run_dir']}   ·   apply config: isthmus apply -f FILE   ·   stop: isthmus down")
+
+
+@click.command()
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="state, logs and the SQLite store (default ~/.isthmus/run or $ISTHMUS_RUN_DIR)")
+@click.option("--store", default="", help="config store: sqlite:///PATH (default, in the run dir) or etcd://127.0.0.1:2379")
+@click.option("--detach", "-d", is_flag=True, help="leave the mesh running and return")
+@click.option("--timeout", default=60.0, show_default=True, help="seconds each component may take to become ready")
+@click.option("--base-port", default=0, help="use consecutive ports from this one instead of the standard ports")
+def up(run_dir: Path | None, store: str, detach: bool, timeout: float, base_port: int) -> None:
+    """Start the local mesh: galley, citadel, ... as processes (Ctrl-C stops them)."""
+    base = (run_dir or globals()["run_dir"]()).resolve()
+    os.environ["ISTHMUS_RUN_DIR"] = str(base)
+    existing = load_state(base)
+    if existing and any(pid_alive(c["pid"]) for c in existing.get("components", {}).values()):
+        raise click.ClickException(f"a mesh is already running from {base} (see `isthmus status`; stop it with `isthmus down`)")
+    (base / "logs").mkdir(parents=True, exist_ok=True)
+    plan = build_plan(options_with_base_port(base, store, base_port))
+    for c in plan.components:
+        taken = [p for p in c.ports if not _port_free(p)]
+        if taken:
+            raise click.ClickException(
+                f"{c.name}: port {', '.join(map(str, taken))} on 127.0.0.1 is taken (another mesh? `isthmus down`, or stop what holds it)"
+            )
+    state: dict = {"run_dir": str(base), "started": time.time(), "components": {}}
+    started: list[tuple[str, int]] = []
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        for c in plan.components:
+            log = c.log_file(base)
+            with console.status(f"starting {c.name} …"):
+                with open(log, "ab") as out:
+                    proc = subprocess.Popen(list(c.argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True, env={**os.environ, "ISTHMUS_LOG_FORMAT": "json"})
+                procs[c.name] = proc
+                started.append((c.name, proc.pid))
+                deadline = time.monotonic() + timeout
+                while not _ready(c):
+                    if proc.poll() is not None:
+                        raise click.ClickException(f"{c.name} exited with status {proc.returncode} while starting; see {log}")
+                    if time.monotonic() > deadline:
+                        raise click.ClickException(f"{c.name} did not become ready within {timeout:.0f}s; see {log}")
+                    time.sleep(0.1)
+            console.print(f"[green]✔[/] {c.name} ready")
+            state["components"][c.name] = {"pid": proc.pid, "log": str(log), "urls": c.urls, "address": c.address}
+            save_state(state, base)
+    except (click.ClickException, KeyboardInterrupt):
+        console.print("[red]stopping what was started[/]")
+        _stop_pids(list(reversed(started)))
+        state["components"] = {}
+        save_state(state, base)
+        raise
+    _summary(state, list(plan.missing))
+    if detach:
+        return
+    console.print("[dim]Ctrl-C stops the mesh[/]")
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    try:
+        while not stop["now"]:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    console.print(f"[red]{name} exited with status {proc.returncode}; see {state['components'][name]['log']}[/]")
+                    stop["now"] = True
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    console.print("stopping the mesh …")
+    _stop_pids(list(reversed(started)))
+    state["components"] = {}
+    save_state(state, base)
+    console.print("[green]stopped[/]")
+
+
+@click.command()
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None)
+def down(run_dir: Path | None) -> None:
+    """Stop a mesh started with `isthmus up --detach`."""
+    base = (run_dir or globals()["run_dir"]()).resolve()
+    state = load_state(base)
+    comps = (state or {}).get("components", {})
+    alive = [(n, c["pid"]) for n, c in comps.items() if pid_alive(c["pid"])]
+    if not alive:
+        click.echo(f"no mesh running from {base}")
+        return
+    _stop_pids(list(reversed(alive)))
+    state["components"] = {}
+    save_state(state, base)
+    click.echo(f"stopped {', '.join(n for n, _ in alive)}")
+
+
+@click.command()
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None)
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+def status(run_dir: Path | None, output: str) -> None:
+    """Show what the local mesh runs (exit 1 when nothing runs)."""
+    import json
+
+    base = (run_dir or globals()["run_dir"]()).resolve()
+    state = load_state(base) or {"components": {}}
+    rows = {n: {**c, "running": pid_alive(c["pid"])} for n, c in state.get("components", {}).items()}
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        if not rows:
+            click.echo(f"no mesh running from {base} (start one with `isthmus up`)")
+        for n, c in rows.items():
+            flag = "running" if c["running"] else "DEAD"
+            click.echo(f"{n:<12} {flag:<8} pid {c['pid']:<8} {' '.join(c.get('urls', {}).values())}  log {c['log']}")
+    if not any(c["running"] for c in rows.values()):
+        sys.exit(1)

@@ -1,0 +1,69 @@
+"""`isthmus up --detach` / `status` / `down` with a private run dir and ports."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+
+from tests.helpers.procs import ISTHMUS, free_port
+
+
+def _cli(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([*ISTHMUS, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def _free_block(n: int = 8) -> int:
+    for _ in range(50):
+        base = free_port()
+        if base + n > 65000:
+            continue
+        ok = True
+        for p in range(base, base + n):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port block")
+
+
+def test_up_detach_status_apply_down(tmp_path):
+    env = {**os.environ, "ISTHMUS_RUN_DIR": str(tmp_path / "run")}
+    env.pop("ISTHMUS_GALLEY", None)
+    base = _free_block()
+    res = _cli("up", "--detach", "--base-port", str(base), env=env)
+    try:
+        assert res.returncode == 0, res.stderr
+        assert "galley ready" in res.stderr
+        status = _cli("status", "-o", "json", env=env)
+        assert status.returncode == 0
+        comps = json.loads(status.stdout)
+        assert comps["galley"]["running"] and comps["galley"]["address"] == f"127.0.0.1:{base}"
+        # Clients find galley through the run directory.
+        yaml = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec: {host: r}\n"
+        applied = subprocess.run([*ISTHMUS, "apply", "-f", "-"], input=yaml, capture_output=True, text=True, env=env, timeout=60)
+        assert applied.returncode == 0, applied.stderr
+        assert "destinationrule.networking.istio.io/r created" in applied.stdout
+        # A second `up` on the same run dir refuses clearly.
+        again = _cli("up", "--detach", "--base-port", str(base), env=env)
+        assert again.returncode != 0 and "already running" in again.stderr
+    finally:
+        down = _cli("down", env=env)
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert _cli("status", env=env).returncode == 1
+
+
+def test_up_reports_taken_port_and_starts_nothing(tmp_path):
+    env = {**os.environ, "ISTHMUS_RUN_DIR": str(tmp_path / "run")}
+    base = _free_block()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", base))
+        holder.listen()
+        res = _cli("up", "--detach", "--base-port", str(base), env=env)
+    assert res.returncode != 0
+    assert f"galley: port {base} on 127.0.0.1 is taken" in res.stderr
+    assert _cli("status", env=env).returncode == 1
