@@ -134,7 +134,12 @@ class ConfigStore(Protocol):
         ...
 
     async def compact(self, revision: int) -> None:
-        """Drop history at or below `revision`; watching from since >= revision keeps working."""
+        """Drop history at or below `revision`; watching from since >= revision keeps working.
+
+        A watch from an older revision raises `ResyncRequired` whose `compacted` is the
+        oldest revision still kept. etcd compaction is cluster-wide, and compacting at
+        etcd's current revision keeps that revision's events (etcd cannot go further).
+        """
         ...
 
     async def close(self) -> None: ...

@@ -213,7 +213,7 @@ class EtcdStore(SingleOpsMixin):
                     yield event
             raise StoreUnavailable(f"etcd at {address}: the watch stream ended (store closed?)")
         except aetcd.RevisionCompactedError as exc:
-            raise ResyncRequired(since, exc.compacted_revision - 1) from exc
+            raise ResyncRequired(since, exc.compacted_revision) from exc
         except CONNECTION_ERRORS as exc:
             raise self._unavailable(address, exc) from exc
         except aetcd.ClientError as exc:

@@ -188,7 +188,7 @@ class SqliteStore(SingleOpsMixin):
         def body(db: sqlite3.Connection) -> list[tuple[int, str, str]]:
             compacted = self._meta(db, "compacted")
             if cursor < compacted:
-                raise ResyncRequired(cursor, compacted)
+                raise ResyncRequired(cursor, compacted + 1)
             query = "SELECT revision, type, record FROM events WHERE revision > ? ORDER BY revision, seq LIMIT ?"
             rows = db.execute(query, (cursor, CHUNK + 1)).fetchall()
             if len(rows) > CHUNK:  # never hand out part of a revision

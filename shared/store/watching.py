@@ -113,7 +113,7 @@ class EventLog:
 
     def after(self, cursor: int, max_events: int = CHUNK) -> list[WatchEvent]:
         if cursor < self.compacted:
-            raise ResyncRequired(cursor, self.compacted)
+            raise ResyncRequired(cursor, self.compacted + 1)
         start = bisect.bisect_right(self._events, cursor, key=lambda e: e.revision)
         if start == len(self._events):
             return []

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from isthmus.citadel.pki.issue import cert_pem, create_intermediate, create_root
 from isthmus.citadel.pki.keys import KeyType, key_pem
@@ -30,7 +30,8 @@ def build_csr(key=None, *, uris=(), dns=(), ca: bool | None = None, san: bool = 
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=True)
     if ca is not None:
         builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(key, algorithm).public_bytes(serialization.Encoding.PEM).decode()
 
 
 def tamper_signature(csr_pem: str) -> str:

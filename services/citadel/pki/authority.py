@@ -25,8 +25,8 @@ class CertificateAuthority:
         self.source = source
         self.policy = policy
         self.clock = clock or SystemClock()
+        self._material = source.load(self.clock.time())  # may create the files
         self._stamp = source.stamp()
-        self._material = source.load(self.clock.time())
         self._chain_pems = self._material.chain_pems
 
     @property
