@@ -91,7 +91,7 @@ def tokenize(text: str) -> list[Token]:
         j = i
         while j < n and j - i < 2 and text[j] in "rRbB":
             j += 1
-        if j < n and text[j] in "'\"" and (j == i or text[i:j].isalpha()):
+        if j < n and text[j] in "'\"":
             prefix = text[i:j].lower()
             quote = text[j] * 3 if text.startswith(text[j] * 3, j) else text[j]
             k = j + len(quote)
@@ -231,6 +231,8 @@ class _Parser:
             tok = self.peek()
             if tok.kind in ("int", "double") and not self._followed_by_member():
                 self.next()
+                if tok.kind == "int" and tok.value > 2**63:
+                    raise CelSyntaxError(f"integer literal out of range at {tok.pos}")
                 return Lit(-tok.value)
             return Unary("-", self.unary())
         return self.member()
@@ -280,6 +282,8 @@ class _Parser:
     def primary(self) -> Node:
         tok = self.next()
         if tok.kind in ("int", "uint", "double", "string", "bytes"):
+            if tok.kind in ("int", "uint") and tok.value > (2**63 - 1 if tok.kind == "int" else 2**64 - 1):
+                raise CelSyntaxError(f"integer literal out of range at {tok.pos}")
             return Lit(tok.value)
         if tok.kind == "ident":
             if tok.value in ("true", "false"):

@@ -335,7 +335,8 @@ def is_dns1123_label(value: Any) -> bool:
 
 def check_dns1123_label(value: Any, path: str, f: Findings, what: str = "name") -> bool:
     if not is_dns1123_label(value):
-        f.error(path, f"invalid {what} {value!r}: must be a DNS-1123 label (alphanumeric or '-', at most 63 characters)")
+        f.error(path, f"invalid {what} {value!r}: must be a DNS-1123 label "
+                      "(alphanumeric or '-', at most 63 characters)")
         return False
     return True
 
@@ -654,6 +655,7 @@ def check_string_match(sm: Any, path: str, f: Findings, *, allow_empty_prefix: b
 
 
 __all__ = [n for n in dir() if n.startswith(("check_", "parse_", "is_", "host_")) or n.endswith("_error")] + [
-    "key", "format_seconds", "HEADER_NAME", "HEADER_TOKEN", "DNS1123_LABEL", "DNS1123_LABEL_LOWER", "DNS1123_SUBDOMAIN", "PROTOCOLS",
+    "key", "format_seconds", "HEADER_NAME", "HEADER_TOKEN", "DNS1123_LABEL", "DNS1123_LABEL_LOWER",
+    "DNS1123_SUBDOMAIN", "PROTOCOLS",
     "HTTP_PROTOCOLS", "TLS_PROTOCOLS", "UNIX_PREFIX",
 ]

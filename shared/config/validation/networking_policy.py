@@ -12,13 +12,14 @@ from isthmus.shared.config.validation import common as c
 from isthmus.shared.config.validation.report import Findings, at
 
 MAGLEV_MAX_TABLE = 5000011
+CONFIGMAP_PREFIX = "configmap://"
 TOPOLOGY_LABELS = frozenset({"topology.kubernetes.io/region", "topology.kubernetes.io/zone",
                              "topology.istio.io/subzone"})
 
 
 def validate_destination_rule(spec: Any, obj: Any, f: Findings) -> None:
     c.check_wildcard_host(spec.host, "spec.host", f)
-    check_traffic_policy(spec.traffic_policy, "spec.trafficPolicy", f)
+    check_traffic_policy(spec.traffic_policy, "spec.trafficPolicy", f, namespace=obj.namespace)
     names: set[str] = set()
     for i, subset in enumerate(spec.subsets):
         p = at("spec.subsets", i)
@@ -30,13 +31,13 @@ def validate_destination_rule(spec: Any, obj: Any, f: Findings) -> None:
         else:
             c.check_dns1123_label(subset.name, at(p, "name"), f, "subset name")
         c.check_labels(subset.labels, at(p, "labels"), f)
-        check_traffic_policy(subset.traffic_policy, at(p, "trafficPolicy"), f)
+        check_traffic_policy(subset.traffic_policy, at(p, "trafficPolicy"), f, namespace=obj.namespace)
     c.check_export_to(spec.export_to, obj.namespace, "spec.exportTo", f,
                       workload_selector=spec.workload_selector is not None)
     c.check_workload_selector(spec.workload_selector, "spec.workloadSelector", f, subject="workloads")
 
 
-def check_traffic_policy(policy: Any, path: str, f: Findings) -> None:
+def check_traffic_policy(policy: Any, path: str, f: Findings, *, namespace: str = "") -> None:
     if policy is None:
         return
     if not any(policy.has(a) for a in ("outlier_detection", "connection_pool", "load_balancer", "tls",
@@ -45,7 +46,7 @@ def check_traffic_policy(policy: Any, path: str, f: Findings) -> None:
         return
     if policy.tunnel is not None and policy.proxy_protocol is not None:
         f.error(path, "tunnel and proxyProtocol must not be set together")
-    _check_port_policy_parts(policy, path, f)
+    _check_port_policy_parts(policy, path, f, namespace)
     _check_tunnel(policy.tunnel, at(path, "tunnel"), f)
     seen: set[int] = set()
     for i, pls in enumerate(policy.port_level_settings):
@@ -61,14 +62,14 @@ def check_traffic_policy(policy: Any, path: str, f: Findings) -> None:
         if not any(pls.has(a) for a in ("outlier_detection", "connection_pool", "load_balancer", "tls")):
             f.error(p, "port traffic policy must have at least one field")
         else:
-            _check_port_policy_parts(pls, p, f)
+            _check_port_policy_parts(pls, p, f, namespace)
 
 
-def _check_port_policy_parts(policy: Any, path: str, f: Findings) -> None:
+def _check_port_policy_parts(policy: Any, path: str, f: Findings, namespace: str) -> None:
     check_outlier_detection(policy.outlier_detection, at(path, "outlierDetection"), f)
     check_connection_pool(policy.connection_pool, at(path, "connectionPool"), f)
     _check_load_balancer(policy.load_balancer, policy.outlier_detection, at(path, "loadBalancer"), f)
-    check_client_tls(policy.tls, at(path, "tls"), f)
+    check_client_tls(policy.tls, at(path, "tls"), f, namespace=namespace)
 
 
 def check_outlier_detection(od: Any, path: str, f: Findings) -> None:
@@ -245,10 +246,12 @@ def _overlaps(tree: dict[str, dict[str, set[str]]], parts: list[str]) -> bool:
     return False
 
 
-def check_client_tls(tls: Any, path: str, f: Findings) -> None:
+def check_client_tls(tls: Any, path: str, f: Findings, *, namespace: str = "") -> None:
     """Istio's ValidateTLS for ClientTLSSettings (DestinationRule)."""
     if tls is None:
         return
+    if (tls.credential_name or "").startswith(CONFIGMAP_PREFIX):
+        _check_configmap_credential(tls.credential_name, namespace, at(path, "credentialName"), f)
     mode = tls.mode or "DISABLE"
     certs = {"clientCertificate": tls.client_certificate, "privateKey": tls.private_key,
              "caCertificates": tls.ca_certificates, "caCrl": tls.ca_crl}
@@ -276,13 +279,24 @@ def check_client_tls(tls: Any, path: str, f: Findings) -> None:
                 f.warn(at(path, field), "ISTIO_MUTUAL uses the mesh's own certificates; this field is ignored")
 
 
+def _check_configmap_credential(name: str, namespace: str, path: str, f: Findings) -> None:
+    """`configmap://[ns/]name` may only name a ConfigMap in the rule's own namespace."""
+    parts = name.removeprefix(CONFIGMAP_PREFIX).split("/")
+    if len(parts) > 2 or not all(parts):
+        f.error(path, f"invalid configmap:// credentialName {name!r}: use configmap://<name>")
+    elif len(parts) == 2 and parts[0] != namespace:
+        f.error(path, f"invalid configmap:// credentialName: namespace must match the configuration "
+                      f"namespace {namespace!r}")
+
+
 def _check_tunnel(tunnel: Any, path: str, f: Findings) -> None:
     if tunnel is None:
         return
     if tunnel.protocol and tunnel.protocol not in ("CONNECT", "POST"):
         f.error(at(path, "protocol"), f'tunnel protocol must be "CONNECT" or "POST" (got {tunnel.protocol!r})')
     if c.fqdn_error(tunnel.target_host) and not c.is_ip(tunnel.target_host):
-        f.error(at(path, "targetHost"), f"tunnel target host must be valid FQDN or IP address (got {tunnel.target_host!r})")
+        f.error(at(path, "targetHost"),
+                f"tunnel target host must be valid FQDN or IP address (got {tunnel.target_host!r})")
     c.check_port(tunnel.target_port or 0, at(path, "targetPort"), f)
 
 

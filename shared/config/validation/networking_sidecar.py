@@ -130,7 +130,8 @@ def _check_egress_port(listener: Any, path: str, ports: set[int], sockets: set[s
         else:
             c.check_unix_address(bind.removeprefix(c.UNIX_PREFIX), at(path, "bind"), f)
         if listener.capture_mode not in (None, "DEFAULT", "NONE"):
-            f.error(at(path, "captureMode"), "sidecar: captureMode must be DEFAULT/NONE for unix domain socket listeners")
+            f.error(at(path, "captureMode"),
+                    "sidecar: captureMode must be DEFAULT/NONE for unix domain socket listeners")
         if bind in sockets:
             f.error(at(path, "bind"), "sidecar: unix domain socket values for listeners must be unique")
         sockets.add(bind)
@@ -138,7 +139,8 @@ def _check_egress_port(listener: Any, path: str, ports: set[int], sockets: set[s
     if bind:
         c.check_ip(bind, at(path, "bind"), f)
     if port.number in ports:
-        f.error(at(at(path, "port"), "number"), f"sidecar: ports on IP bound listeners must be unique (port {port.number})")
+        f.error(at(at(path, "port"), "number"),
+                f"sidecar: ports on IP bound listeners must be unique (port {port.number})")
     ports.add(port.number)
 
 

@@ -149,7 +149,8 @@ def _check_se_hosts(hosts: Any, f: Findings) -> None:
     for i, host in enumerate(hosts):
         p = at("spec.hosts", i)
         if host == "*":
-            f.error(p, "invalid host *: a ServiceEntry must name its hosts (wildcards such as *.example.com are allowed)")
+            f.error(p, "invalid host *: a ServiceEntry must name its hosts "
+                       "(wildcards such as *.example.com are allowed)")
         elif c.check_wildcard_host(host, p, f) and (err := c.partial_wildcard_error(host)):
             f.warn(p, err)
 
@@ -160,7 +161,8 @@ def _check_se_addresses(addresses: Any, resolution: str, f: Findings) -> None:
         cidr = cidr or "/" in address
         c.check_ip_or_cidr(address, at("spec.addresses", i), f)
     if cidr and resolution not in ("NONE", "STATIC"):
-        f.error("spec.addresses", f"CIDR addresses are allowed only for NONE/STATIC resolution types (got {resolution})")
+        f.error("spec.addresses",
+                f"CIDR addresses are allowed only for NONE/STATIC resolution types (got {resolution})")
 
 
 def _check_se_ports(ports: Any, f: Findings) -> set[str]:

@@ -216,7 +216,8 @@ class _Walker:
                 clean[name], ok = value, True
             else:
                 hint = difflib.get_close_matches(name, list(props), n=1, cutoff=0.75)
-                self.f.error(at(path, name), f'unknown field (did you mean "{hint[0]}"?)' if hint else "unknown field")
+                message = f'unknown field (did you mean "{hint[0]}"?)' if hint else "unknown field"
+                self.f.error(at(path, name), message)
                 continue
             sound = sound and ok
         count, most, least = len(present), s.get("maxProperties"), s.get("minProperties")
@@ -224,7 +225,8 @@ class _Walker:
             self.f.error(path, f"must have at most {most} entries (got {count})")
             sound = False
         if isinstance(least, int) and count < least:
-            self.f.error(path, "must not be empty" if least == 1 else f"must have at least {least} entries (got {count})")
+            need = "must not be empty" if least == 1 else f"must have at least {least} entries (got {count})"
+            self.f.error(path, need)
         return clean, sound
 
     def array(self, s: dict[str, Any], v: list[Any] | tuple[Any, ...], path: str) -> tuple[list[Any], bool]:
@@ -238,7 +240,8 @@ class _Walker:
             self.f.error(path, f"must have at most {most} items (got {len(v)})")
             sound = False
         if isinstance(least, int) and len(v) < least:
-            self.f.error(path, "must not be empty" if least == 1 else f"must have at least {least} items (got {len(v)})")
+            need = "must not be empty" if least == 1 else f"must have at least {least} items (got {len(v)})"
+            self.f.error(path, need)
         self.unique(s, clean, path)
         return clean, sound
 
@@ -278,7 +281,8 @@ class _Walker:
     def string(self, s: dict[str, Any], v: str, path: str) -> bool:
         most, least, pattern = s.get("maxLength"), s.get("minLength"), s.get("pattern")
         if isinstance(least, int) and len(v) < least:
-            self.f.error(path, "must not be empty" if least == 1 else f"must be at least {least} characters long (got {len(v)})")
+            need = "must not be empty" if least == 1 else f"must be at least {least} characters long (got {len(v)})"
+            self.f.error(path, need)
         if isinstance(pattern, str) and (rx := _pattern(pattern)) is not None and rx.search(v) is None:
             self.f.error(path, f"must match the regular expression {pattern} (got {_show(v)})")
         if s.get("format") == "byte":
@@ -330,8 +334,9 @@ class _Walker:
             if hits != 1:
                 self.f.error(path, _one_of_message(one_of, hits, v))
         any_of = [b for b in s.get("anyOf") or () if isinstance(b, dict)]
-        if any_of and not s.get("x-kubernetes-int-or-string") and not any(self.matches(b, v, path) for b in any_of):
-            self.f.error(path, _any_of_message(any_of))
+        if any_of and not s.get("x-kubernetes-int-or-string"):  # int-or-string: checked as a type
+            if not any(self.matches(b, v, path) for b in any_of):
+                self.f.error(path, _any_of_message(any_of))
         forbidden = s.get("not")
         if isinstance(forbidden, dict) and forbidden and self.matches(forbidden, v, path):
             self.f.error(path, _not_message(forbidden))

@@ -222,3 +222,9 @@ def test_go_durations(text: str, nanos: int) -> None:
 def test_bad_go_durations(text: str) -> None:
     with pytest.raises(cel.cel_eval.CelError):
         parse_duration(text)
+
+
+def test_int_literal_bounds() -> None:
+    assert cel.compile_rule("-9223372036854775808 < 0").evaluate(None) is True
+    with pytest.raises(cel.CelSyntaxError):
+        cel.compile_rule("9223372036854775808 > 0")

@@ -121,6 +121,8 @@ VALID = [
                           "maxEjectionPercent": 100},
         loadBalancer={"consistentHash": {"httpCookie": {"name": "user", "ttl": "0s"}}})),
     Case("dr-tls-credential", "DestinationRule", dr(tls={"mode": "MUTUAL", "credentialName": "client-cert"})),
+    Case("dr-configmap-same-namespace", "DestinationRule", dr(tls={"mode": "SIMPLE",
+                                                                   "credentialName": "configmap://default/ca"})),
     Case("dr-maglev-prime", "DestinationRule", dr(loadBalancer={"consistentHash": {
         "useSourceIp": True, "maglev": {"tableSize": 65537}}})),
     Case("dr-selector-local-export", "DestinationRule", {"host": "r", "exportTo": ["."], "trafficPolicy": {
@@ -448,6 +450,9 @@ INVALID = [
     Case("dr-insecure-with-ca", "DestinationRule", dr(tls={"mode": "SIMPLE", "insecureSkipVerify": True,
                                                            "caCertificates": "/ca.pem"}),
          "spec.trafficPolicy.tls", "insecureSkipVerify"),
+    Case("dr-configmap-other-namespace", "DestinationRule", dr(tls={"mode": "SIMPLE",
+                                                                    "credentialName": "configmap://other/ca"}),
+         "spec.trafficPolicy.tls.credentialName", "namespace must match the configuration namespace"),
     Case("dr-istio-mutual-certs", "DestinationRule", dr(tls={"mode": "ISTIO_MUTUAL", "clientCertificate": "/c.pem"}),
          "spec.trafficPolicy.tls.clientCertificate", "ignored", warn=True),
     Case("dr-port-level-no-port", "DestinationRule", dr(portLevelSettings=[{"tls": {"mode": "DISABLE"}}]),

@@ -305,3 +305,45 @@ def test_deep_nesting_does_not_raise() -> None:
     for _ in range(5000):
         value = {"match": [value]}
     assert errors("VirtualService", {"http": [value]})
+
+
+# --- schema constructs Istio's kinds do not use today, on small synthetic schemas ------------
+INT_OR_STRING = {"type": "object", "properties": {"port": {
+    "anyOf": [{"type": "integer"}, {"type": "string"}], "x-kubernetes-int-or-string": True}}}
+SYNTHETIC: list[tuple[str, dict[str, Any], Any, list[str]]] = [
+    ("int-or-string-int", INT_OR_STRING, {"port": 80}, []),
+    ("int-or-string-str", INT_OR_STRING, {"port": "http"}, []),
+    ("int-or-string-bad", INT_OR_STRING, {"port": True},
+     ["spec.port: must be an integer or a string (got boolean true)"]),
+    ("preserve-unknown", {"type": "object", "properties": {"config": {
+        "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}, {"config": {"any": {"thing": [1]}}}, []),
+    ("list-type-set", {"type": "object", "properties": {"tags": {
+        "type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"}}}, {"tags": ["a", "b", "a"]},
+     ['spec.tags[2]: duplicate entry: "a" is already used by spec.tags[0]']),
+    ("anyof-required", {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+                        "anyOf": [{"required": ["a"]}, {"required": ["b"]}]}, {}, ["spec: at least one of `a`, `b` must be set"]),
+    ("not-required", {"type": "object", "properties": {"a": {"type": "string"}}, "not": {"required": ["a"]}},
+     {"a": "x"}, ["spec: `a` must not be set"]),
+    ("oneof-none", {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+                    "oneOf": [{"required": ["a"]}, {"required": ["b"]}]}, {}, ["spec: exactly one of `a`, `b` must be set"]),
+    ("rule-without-message", {"type": "object", "properties": {"n": {"type": "integer"}},
+                              "x-kubernetes-validations": [{"rule": "self.n > 1 &&\n  self.n < 5"}]},
+     {"n": 9}, ["spec: failed rule: self.n > 1 && self.n < 5"]),
+    ("message-expression", {"type": "object", "properties": {"n": {"type": "integer"}}, "x-kubernetes-validations": [
+        {"rule": "self.n < 5", "messageExpression": "'n is ' + string(self.n) + ', want < 5'"}]},
+     {"n": 9}, ["spec: n is 9, want < 5"]),
+    ("transition-rule-passes", {"type": "object", "x-kubernetes-validations": [{"rule": "self == oldSelf"}]}, {}, []),
+    ("exclusive-bounds", {"type": "object", "properties": {"r": {
+        "type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1}}}, {"r": 0},
+     ["spec.r: must be greater than 0 and at most 1 (got 0)"]),
+    ("max-properties", {"type": "object", "properties": {"m": {
+        "type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 1}}}, {"m": {"a": "1", "b": "2"}},
+     ["spec.m: must have at most 1 entries (got 2)"]),
+]
+
+
+@pytest.mark.parametrize(("schema", "spec", "expected"), [c[1:] for c in SYNTHETIC], ids=[c[0] for c in SYNTHETIC])
+def test_synthetic_schema(schema: dict[str, Any], spec: Any, expected: list[str]) -> None:
+    f = Findings()
+    check_spec(schema, spec, f)
+    assert [f"{e.path}: {e.message}" for e in f.errors] == expected
