@@ -4,6 +4,7 @@ and `isthmus cert request`.
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Callable
 
 import grpc
@@ -12,6 +13,9 @@ from isthmus.citadel.pki.bundle import TrustBundle
 from isthmus.shared.protos import ca_pb2, ca_pb2_grpc, citadel_pb2, citadel_pb2_grpc
 
 TokenSource = Callable[[], str]
+# Reconnect quickly after a citadel restart (gRPC's default backoff grows to 2 minutes).
+CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
+                   ("grpc.max_reconnect_backoff_ms", 5000)]
 
 
 class CitadelClient:
@@ -22,7 +26,11 @@ class CitadelClient:
         self.mtls_address = mtls_address
         self.server_name = server_name  # SAN to expect from the mTLS listener (default: its host)
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(address)
+        self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+    async def wait_connected(self, timeout: float) -> None:
+        """Wait until the plaintext channel is connected (e.g. after citadel restarted)."""
+        await asyncio.wait_for(self._channel.channel_ready(), timeout)
 
     async def close(self) -> None:
         await self._channel.close()
@@ -43,7 +51,9 @@ class CitadelClient:
         if not self.mtls_address:
             raise ValueError("citadel client: no mTLS address configured")
         creds = grpc.ssl_channel_credentials(roots_pem, key_pem, chain_pem)
-        options = [("grpc.ssl_target_name_override", self.server_name)] if self.server_name else []
+        options = list(CHANNEL_OPTIONS)
+        if self.server_name:
+            options.append(("grpc.ssl_target_name_override", self.server_name))
         async with grpc.aio.secure_channel(self.mtls_address, creds, options=options) as channel:
             stub = ca_pb2_grpc.IstioCertificateServiceStub(channel)
             resp = await stub.CreateCertificate(

@@ -22,8 +22,14 @@ class Document:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps YAML 1.1 booleans out of strings like `on`/`no`? No:
-    Kubernetes parses YAML 1.1 too, so plain SafeLoader semantics match kubectl."""
+    """SafeLoader as kubectl reads YAML: everything becomes JSON, so timestamps stay
+    strings (sigs.k8s.io/yaml converts YAML to JSON before decoding)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def parse_text(text: str, source: str = "-") -> list[Document]:
@@ -36,6 +42,9 @@ def parse_text(text: str, source: str = "-") -> list[Document]:
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = getattr(exc, "problem", None) or str(exc)
         raise InvalidConfig([f"{where}: YAML syntax error: {problem}"]) from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        # Explicitly tagged values that do not construct (`!!binary x`, `!!float y`, ...).
+        raise InvalidConfig([f"{source}: YAML value error: {exc}"]) from None
     for i, body in enumerate(raw):
         if body is None:
             continue

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import AsyncIterator, Protocol, Sequence, runtime_checkable
+from typing import AsyncGenerator, Protocol, Sequence, runtime_checkable
 
 from isthmus.shared.config.resource import Resource, ResourceKey
 
@@ -54,6 +54,7 @@ class Op:
     expected_version: str = ""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "type", OpType(self.type))
         if self.type is not OpType.DELETE and self.resource is None:
             raise ValueError(f"{self.type.value} op for {self.key} needs a resource")
         if self.resource is not None and self.resource.key != self.key:
@@ -129,8 +130,9 @@ class ConfigStore(Protocol):
 
     async def apply_batch(self, ops: Sequence[Op]) -> BatchResult: ...
 
-    def watch(self, since_revision: int, kinds: set[str] | None = None) -> AsyncIterator[WatchEvent]:
-        """Async iterator; `ResyncRequired` surfaces on the first (or a later) step."""
+    def watch(self, since_revision: int, kinds: set[str] | None = None) -> AsyncGenerator[WatchEvent, None]:
+        """Async generator (close it with `aclose()`/`contextlib.aclosing`); `ResyncRequired`
+        surfaces on the first step, or later if the watcher falls out of retained history."""
         ...
 
     async def compact(self, revision: int) -> None:

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import suppress
-from typing import AsyncIterator, Awaitable, Callable, Sequence, TypeVar
+from typing import AsyncGenerator, Awaitable, Callable, Sequence, TypeVar
 
 import aetcd
 from aetcd import rpc
-from aetcd.utils import prefix_range_end
 
 from isthmus.shared.config.resource import Meta, Resource, ResourceKey
 from isthmus.shared.errors import Conflict, InvalidConfig, ResyncRequired, StoreUnavailable
@@ -39,10 +38,10 @@ CONNECTION_ERRORS = (
     aetcd.ConnectionFailedError,
     aetcd.ConnectionTimeoutError,
     aetcd.WatchTimeoutError,
-    rpc.AioRpcError,
     asyncio.TimeoutError,
     OSError,
 )
+UNREACHABLE_CODES = (rpc.StatusCode.UNAVAILABLE, rpc.StatusCode.DEADLINE_EXCEEDED)
 GRPC_OPTIONS = {"grpc.max_receive_message_length": 256 * 1024 * 1024}
 
 
@@ -126,6 +125,10 @@ class EtcdStore(SingleOpsMixin):
             return await call(client)
         except CONNECTION_ERRORS as exc:
             raise self._unavailable(address, exc) from exc
+        except rpc.AioRpcError as exc:  # raw stub calls (aetcd wraps its own)
+            if exc.code() in UNREACHABLE_CODES:
+                raise self._unavailable(address, exc) from exc
+            raise StoreUnavailable(f"etcd at {address} rejected the request: {exc.details()}") from exc
         except aetcd.ClientError as exc:
             raise StoreUnavailable(f"etcd at {address} rejected the request: {exc}") from exc
 
@@ -192,15 +195,15 @@ class EtcdStore(SingleOpsMixin):
         return ListResult(tuple(sorted(items, key=lambda r: r.key)), found.header.revision)
 
     async def revision(self) -> int:
-        start = self._range()
-        request = rpc.RangeRequest(key=start, range_end=prefix_range_end(start), count_only=True)
+        # any single-key read carries the store revision in its header; this key never exists
+        request = rpc.RangeRequest(key=self.prefix.encode() or b"/", keys_only=True)
         response = await self._rpc(lambda c: c.kvstub.Range(request, timeout=self.timeout, metadata=c.metadata))
         return response.header.revision
 
-    def watch(self, since_revision: int, kinds: set[str] | None = None) -> AsyncIterator[WatchEvent]:
+    def watch(self, since_revision: int, kinds: set[str] | None = None) -> AsyncGenerator[WatchEvent, None]:
         return self._watch(since_revision, frozenset(kinds) if kinds is not None else None)
 
-    async def _watch(self, since: int, kinds: frozenset[str] | None) -> AsyncIterator[WatchEvent]:
+    async def _watch(self, since: int, kinds: frozenset[str] | None) -> AsyncGenerator[WatchEvent, None]:
         client, address = self._client(), self.address
         start = self._range(next(iter(kinds)) if kinds and len(kinds) == 1 else None)
         stream = None

@@ -6,7 +6,7 @@ each batch is atomic by construction. History keeps the last `history_limit` eve
 """
 from __future__ import annotations
 
-from typing import AsyncIterator, Sequence
+from typing import AsyncGenerator, Sequence
 
 from isthmus.shared.config.resource import Resource, ResourceKey
 from isthmus.shared.errors import StoreUnavailable
@@ -75,7 +75,7 @@ class MemoryStore(SingleOpsMixin):
         self._check_open()
         return self._revision
 
-    def watch(self, since_revision: int, kinds: set[str] | None = None) -> AsyncIterator[WatchEvent]:
+    def watch(self, since_revision: int, kinds: set[str] | None = None) -> AsyncGenerator[WatchEvent, None]:
         async def fetch_after(cursor: int) -> list[WatchEvent]:
             return self._log.after(cursor)
 

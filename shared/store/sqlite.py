@@ -19,7 +19,7 @@ import functools
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import AsyncIterator, Callable, Sequence, TypeVar
+from typing import AsyncGenerator, Callable, Sequence, TypeVar
 
 from isthmus.shared.config.resource import Resource, ResourceKey
 from isthmus.shared.errors import ResyncRequired, StoreUnavailable
@@ -233,7 +233,7 @@ class SqliteStore(SingleOpsMixin):
     async def revision(self) -> int:
         return await self._run(lambda: self._meta(self._conn(), "revision"))
 
-    def watch(self, since_revision: int, kinds: set[str] | None = None) -> AsyncIterator[WatchEvent]:
+    def watch(self, since_revision: int, kinds: set[str] | None = None) -> AsyncGenerator[WatchEvent, None]:
         async def fetch_after(cursor: int) -> list[WatchEvent]:
             return await self._run(self._events_after, cursor)
 

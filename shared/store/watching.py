@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 from contextlib import contextmanager
-from typing import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 
 from isthmus.shared.errors import ResyncRequired, StoreUnavailable
 from isthmus.shared.store.base import WatchEvent
@@ -57,7 +57,7 @@ async def follow(
     *,
     poll_interval: float | None = None,
     closed_message: str = "store closed",
-) -> AsyncIterator[WatchEvent]:
+) -> AsyncGenerator[WatchEvent, None]:
     """Yield events with revision > since_revision, then live ones, until closed.
 
     `fetch_after(cursor)` returns whole revisions after `cursor` (empty when caught

@@ -48,7 +48,7 @@ def test_trust_domain_is_fixed_at_first_use(tmp_path):
 
 
 def test_leaf_shape(tmp_path):
-    clock = FakeClock(start=time.time())
+    clock = FakeClock(start=float(int(time.time())))
     ca = CertificateAuthority(SelfSignedSource(tmp_path, "cluster.local"), IssuancePolicy(), clock)
     leaf, root = sign(ca, ttl=7200)
     assert leaf.subject == x509.Name([])

@@ -45,7 +45,7 @@ async def test_issues_chain_leaf_first_root_last(citadel):
     assert leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value \
         .get_values_for_type(x509.UniformResourceIdentifier) == [ALICE.uri]
     lifetime = leaf.not_valid_after_utc.timestamp() - time.time()
-    assert 7190 < lifetime <= 7200
+    assert 7190 < lifetime <= 7201
     assert citadel.metrics.value("citadel_certs_signed_total", auth="jwt") == 1
     assert citadel.metrics.value("citadel_sign_seconds_count") == 1
 

@@ -82,7 +82,9 @@ def test_cli_apply_get_delete_and_errors(tmp_path):
         assert res.returncode == 0 and 'virtualservice.networking.istio.io "reviews" deleted' in res.stdout
         res = cli("delete", "-f", str(networking / "bookinfo-gateway.yaml"), galley=addr)
         assert res.returncode == 0, res.stderr
-        assert cli("get", "gw", "-A", galley=addr).stderr.startswith("No resources found")
+        remaining = cli("get", "gw", "-A", galley=addr).stdout
+        assert "bookinfo-gateway" not in remaining and "cert-manager-gateway" in remaining
+        assert cli("get", "gw", galley=addr).stderr.startswith("No resources found in default namespace")
 
 
 def test_cli_reports_unreachable_galley():

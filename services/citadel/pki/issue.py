@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import math
 import secrets
 
 from cryptography import x509
@@ -25,7 +26,8 @@ def random_serial() -> int:
 
 
 def utc(ts: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(int(ts), tz=dt.timezone.utc)
+    """X.509 times have whole seconds: round down (use `math.ceil` first to round up)."""
+    return dt.datetime.fromtimestamp(math.floor(ts), tz=dt.timezone.utc)
 
 
 def cert_pem(cert: x509.Certificate) -> str:
@@ -85,7 +87,7 @@ def issue_leaf(public_key, issuer_key: PrivateKey, issuer_cert: x509.Certificate
     sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(u) for u in uris]
     sans += [x509.DNSName(d) for d in dns_names]
     sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-    end = min(utc(not_after), issuer_cert.not_valid_after_utc)
+    end = min(utc(math.ceil(not_after)), issuer_cert.not_valid_after_utc)  # at least the TTL
     builder = (x509.CertificateBuilder()
                .subject_name(x509.Name([])).issuer_name(issuer_cert.subject)
                .public_key(public_key).serial_number(random_serial())

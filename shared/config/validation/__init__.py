@@ -139,9 +139,9 @@ def validate_document(doc: Any, *, default_namespace: str = "default", source: s
         schema_check.check_spec(row.schema(), spec, f, "spec")
     if f.errors or meta is None:
         return _finish(subject, None, f)
-    # JSON round-trip: the stored value is plain JSON (YAML dates, tuples... are gone).
+    # Stored as the API server would: unknown fields and nulls pruned, plain JSON.
     try:
-        canonical = json.loads(json.dumps(spec))
+        canonical = json.loads(json.dumps(schema_check.prune_spec(row.schema(), spec)))
     except (TypeError, ValueError) as exc:
         f.error("spec", f"is not representable as JSON: {exc}")
         return _finish(subject, None, f)

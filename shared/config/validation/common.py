@@ -7,13 +7,16 @@ Names follow Istio's pkg/config/validation (`ValidateWildcardDomain` → `wildca
 """
 from __future__ import annotations
 
+import dataclasses
 import http
 import ipaddress
 import re
+from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
 import re2
 
+from isthmus.shared.config.spec import EMPTY_MAP, Spec
 from isthmus.shared.config.validation.report import Findings, at
 
 # Istio's labels.IsDNS1123Label accepts either case; Kubernetes object names do not.
@@ -42,6 +45,27 @@ _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3,
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
+
+
+def with_empty_collections(value: Any) -> Any:
+    """A copy of a typed spec where `null` lists and maps read as empty, at every depth.
+
+    The API server prunes nulls, so `endpoints: null` means "no endpoints"; validators
+    can then iterate every list and map without guarding against None.
+    """
+    if not isinstance(value, Spec):
+        return value
+    changes: dict[str, Any] = {}
+    for _, attr, shape, _ in value._FIELDS:
+        current = getattr(value, attr)
+        if shape == "l":
+            changes[attr] = tuple(with_empty_collections(v) for v in current or ())
+        elif shape == "m":
+            changes[attr] = MappingProxyType({k: with_empty_collections(v) for k, v in current.items()}) \
+                if current else EMPTY_MAP
+        elif shape == "o" and current is not None:
+            changes[attr] = with_empty_collections(current)
+    return dataclasses.replace(value, **changes)
 
 
 def key(path: str, name: Any) -> str:
@@ -655,7 +679,7 @@ def check_string_match(sm: Any, path: str, f: Findings, *, allow_empty_prefix: b
 
 
 __all__ = [n for n in dir() if n.startswith(("check_", "parse_", "is_", "host_")) or n.endswith("_error")] + [
-    "key", "format_seconds", "HEADER_NAME", "HEADER_TOKEN", "DNS1123_LABEL", "DNS1123_LABEL_LOWER",
+    "key", "with_empty_collections", "format_seconds", "HEADER_NAME", "HEADER_TOKEN", "DNS1123_LABEL", "DNS1123_LABEL_LOWER",
     "DNS1123_SUBDOMAIN", "PROTOCOLS",
     "HTTP_PROTOCOLS", "TLS_PROTOCOLS", "UNIX_PREFIX",
 ]

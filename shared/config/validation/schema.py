@@ -28,7 +28,7 @@ import re2
 from isthmus.shared.config.validation import cel
 from isthmus.shared.config.validation.report import Findings, at
 
-__all__ = ["check_spec"]
+__all__ = ["check_spec", "prune_spec"]
 
 _TYPE_WORDS = {"object": "an object", "array": "a list", "string": "a string",
                "integer": "an integer", "number": "a number", "boolean": "a boolean"}
@@ -46,6 +46,15 @@ def check_spec(schema: dict[str, Any], spec: Any, f: Findings, path: str = "spec
         f.error(path, "is nested too deeply to validate")
     except Exception as exc:  # noqa: BLE001 - the contract is to report, never to raise
         f.error(path, f"could not be validated ({exc.__class__.__name__}: {exc})")
+
+
+def prune_spec(schema: dict[str, Any], spec: Any) -> Any:
+    """`spec` as the API server stores it once admitted: unknown fields and nulls of
+    non-nullable fields dropped, integer-valued numbers as ints, map keys as strings."""
+    try:
+        return _Walker(Findings(), rules=False).node(schema, spec, "spec")[0]
+    except Exception:  # noqa: BLE001 - an input check_spec rejects has no pruned form
+        return spec
 
 
 # --- how values are named in messages -------------------------------------------------
@@ -151,9 +160,10 @@ class _Walker:
     """One pass over a value and its schema. `inner` walkers check the branches of
     oneOf/anyOf/allOf/not: no unknown-field checks and no CEL there."""
 
-    def __init__(self, f: Findings, *, inner: bool = False) -> None:
+    def __init__(self, f: Findings, *, inner: bool = False, rules: bool = True) -> None:
         self.f = f
         self.inner = inner
+        self.run_rules = rules and not inner
 
     def node(self, s: Any, v: Any, path: str) -> tuple[Any, bool]:
         """Check `v` at `path`; return (`v` as CEL sees it, structurally sound?)."""
@@ -182,7 +192,7 @@ class _Walker:
         else:
             clean, sound = self.scalar(s, v, path)
         self.logic(s, clean, path)
-        if sound and not self.inner:
+        if sound and self.run_rules:
             self.rules(s, clean, path)
         return clean, sound
 

@@ -12,7 +12,7 @@ from isthmus.shared.config import kinds
 from isthmus.shared.config.documents import read_paths
 from isthmus.shared.config.validation import validate_document
 from isthmus.shared.config.validation.report import Findings
-from isthmus.shared.config.validation.schema import check_spec
+from isthmus.shared.config.validation.schema import check_spec, prune_spec
 from tests.conftest import corpus_path
 
 
@@ -347,3 +347,11 @@ def test_synthetic_schema(schema: dict[str, Any], spec: Any, expected: list[str]
     f = Findings()
     check_spec(schema, spec, f)
     assert [f"{e.path}: {e.message}" for e in f.errors] == expected
+
+
+def test_prune_spec_is_what_the_api_server_stores() -> None:
+    schema = kinds.by_kind("ServiceEntry").schema()
+    spec = {"hosts": ["a.com"], "ports": [{"number": 80.0, "name": "http"}], "endpoints": None, "bogus": 1}
+    assert prune_spec(schema, spec) == {"hosts": ["a.com"], "ports": [{"number": 80, "name": "http"}]}
+    pa = kinds.by_kind("PeerAuthentication").schema()
+    assert prune_spec(pa, {"portLevelMtls": {8080: {"mode": "STRICT"}}}) == {"portLevelMtls": {"8080": {"mode": "STRICT"}}}

@@ -13,7 +13,7 @@ from datetime import datetime
 import pytest
 
 from isthmus.shared.errors import AlreadyExists, Conflict, InvalidConfig, NotFound, ResyncRequired, StoreUnavailable
-from isthmus.shared.store.base import Action, ConfigStore, EventType, Op
+from isthmus.shared.store.base import Action, ConfigStore, Op
 
 from .helpers import dr, nothing_more, summary, take, vs, with_spec
 
