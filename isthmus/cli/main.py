@@ -23,6 +23,10 @@ COMMANDS: dict[str, str] = {
     "galley": "isthmus.galley.main:galley",
     "citadel": "isthmus.citadel.main:citadel",
     "token": "isthmus.citadel.main:token",
+    "bootstrap": "isthmus.proxy.bootstrap:bootstrap",
+    "pilot": "isthmus.pilot.main:pilot",
+    "proxy-status": "isthmus.cli.pilot_cmds:proxy_status",
+    "proxy-config": "isthmus.cli.pilot_cmds:proxy_config",
     # local mesh
     "up": "isthmus.cli.up:up",
     "down": "isthmus.cli.up:down",

@@ -114,3 +114,37 @@ async def watch(
             yield event
     finally:
         call.cancel()
+
+
+class AsyncGalleyClient:
+    """asyncio client (pilot's auto-registration writes WorkloadEntries through galley)."""
+
+    def __init__(self, address: str, timeout: float = 10.0):
+        self.address = address
+        self.timeout = timeout
+        self._channel = grpc.aio.insecure_channel(address)
+        self._stub = galley_pb2_grpc.ConfigServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def apply(self, resources: Sequence[galley_pb2.Resource]) -> ApplyOutcome:
+        try:
+            resp = await self._stub.Apply(galley_pb2.ApplyRequest(resources=list(resources)), timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc, self.address) from None
+        return ApplyOutcome(
+            results=tuple((from_proto(r.resource), r.action) for r in resp.results),
+            warnings=tuple(resp.warnings),
+            revision=resp.revision,
+        )
+
+    async def delete(self, kind: str, namespace: str, name: str, resource_version: str = "") -> Resource:
+        try:
+            resp = await self._stub.Delete(
+                galley_pb2.DeleteRequest(kind=kind, namespace=namespace, name=name, resource_version=resource_version),
+                timeout=self.timeout,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc, self.address) from None
+        return from_proto(resp.resource)

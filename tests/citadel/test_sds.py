@@ -30,7 +30,7 @@ from .test_certmanager import step, until
 def socket_dir():
     path = Path(tempfile.mkdtemp(prefix="sds-", dir="/tmp"))  # unix socket paths must be short
     yield path
-    pass  # DEBUG shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -144,9 +144,16 @@ def envoy_config(sds_socket: Path, admin_port: int, listen_port: int) -> dict:
                         "common_tls_context": {
                             "tls_certificate_sds_secret_configs": [{"name": "default", "sds_config": sds}],
                             "validation_context_sds_secret_config": {"name": "ROOTCA", "sds_config": sds}}}},
-                    "filters": [{"name": "envoy.filters.network.direct_response", "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.direct_response.v3.Config",
-                        "response": {"inline_string": "hello from envoy\n"}}}]}]}]}}
+                    "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager"
+                                 ".v3.HttpConnectionManager",
+                        "stat_prefix": "mtls",
+                        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+                        "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{
+                            "match": {"prefix": "/"},
+                            "direct_response": {"status": 200, "body": {"inline_string": "hello from envoy"}}}]}]},
+                    }}]}]}]}}
 
 
 @pytest.mark.envoy
@@ -158,7 +165,7 @@ async def test_real_envoy_serves_sds_certificates_and_picks_up_renewals(workload
     config.write_text(json.dumps(envoy_config(socket_dir / "sds.sock", admin_port, listen_port)))
     log = (socket_dir / "envoy.log").open("w")
     proc = subprocess.Popen([_envoy_path(), "-c", str(config), "--base-id", str(listen_port),
-                             "--log-level", "debug"], stdout=log, stderr=subprocess.STDOUT)
+                             "--log-level", "warn"], stdout=log, stderr=subprocess.STDOUT)
 
     async def handshake() -> int:
         """Connect with the workload's own client cert; return the serial Envoy presented."""
@@ -167,7 +174,9 @@ async def test_real_envoy_serves_sds_certificates_and_picks_up_renewals(workload
         try:
             sslobj = writer.get_extra_info("ssl_object")
             assert peer_identity(sslobj) == ALICE
-            assert await asyncio.wait_for(reader.readline(), 2) == b"hello from envoy\n"
+            writer.write(b"GET / HTTP/1.1\r\nHost: alice\r\nConnection: close\r\n\r\n")
+            response = await asyncio.wait_for(reader.read(), 2)
+            assert response.startswith(b"HTTP/1.1 200") and response.endswith(b"hello from envoy"), response
             from cryptography import x509
             return x509.load_der_x509_certificate(sslobj.getpeercert(binary_form=True)).serial_number
         finally:

@@ -37,6 +37,12 @@ def duration(text: str | None) -> duration_pb2.Duration | None:
     return d
 
 
+def seconds(value: float) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(round(value * 1e9))
+    return d
+
+
 # ---- merging (Istio: pilot/pkg/networking/util MergeSubsetTrafficPolicy) ----------------
 
 def _from_port_level(p: PortTrafficPolicy) -> TrafficPolicy:
@@ -136,9 +142,8 @@ def _common_options(opts: http_protocol_options_pb2.HttpProtocolOptions) -> prot
 def apply_connection_pool(c: cluster_pb2.Cluster, opts: http_protocol_options_pb2.HttpProtocolOptions,
                           policy: TrafficPolicy | None, mesh: MeshConfig) -> None:
     """connect_timeout, circuit breakers, HTTP idle/lifetime limits and TCP keepalive."""
-    c.connect_timeout.CopyFrom(duration(f"{mesh.connect_timeout_s}s") or duration_pb2.Duration(seconds=10))
-    cb = default_circuit_breakers()
-    c.circuit_breakers.CopyFrom(cb)
+    c.connect_timeout.CopyFrom(seconds(mesh.connect_timeout_s))
+    c.circuit_breakers.CopyFrom(default_circuit_breakers())
     cp = policy.connection_pool if policy else None
     if cp is None:
         return

@@ -9,7 +9,6 @@ from typing import Any
 
 from isthmus.shared.config.validation import common as c
 from isthmus.shared.config.validation.networking_http import (
-    check_destination,
     check_gateway_names,
     check_http_route,
     check_route_destinations,
@@ -191,4 +190,4 @@ def warn_unreachable_rules(routes: Any, path: str, f: Findings, *, named: bool =
             f.warn(rp, f"virtualService rule {rn} not used (all matches used by prior rules)")
 
 
-__all__ = ["validate_virtual_service", "check_destination", "warn_unreachable_rules"]
+__all__ = ["validate_virtual_service", "warn_unreachable_rules"]

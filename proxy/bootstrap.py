@@ -1,0 +1,222 @@
+"""`isthmus bootstrap`: the Envoy bootstrap for one workload (what pilot-agent writes).
+
+Node id/cluster/metadata as pilot parses them (Istio's keys plus ours), ADS over gRPC
+to pilot (plaintext 15010 or mTLS 15012 with the workload certificate from SDS),
+SDS from the local agent's unix socket, admin on 15000, Prometheus stats on 15090.
+`build_bootstrap` is pure; the command only writes the file.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+HTTP2 = {
+    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        "explicit_http_config": {"http2_protocol_options": {}},
+    }
+}
+
+
+@dataclass(frozen=True)
+class WorkloadIdentity:
+    name: str  # workload instance name, e.g. reviews-v1-0
+    namespace: str = "default"
+    service_account: str = "default"
+    ip: str = "127.0.0.1"
+    labels: dict[str, str] = field(default_factory=dict)
+    workload_group: str = ""
+    proxy_type: str = "sidecar"  # or router
+    capture_mode: str = "explicit"  # or iptables
+    ports: tuple[dict, ...] = ()  # {port, name, protocol, proxyPort}
+    outbound_port: int = 15001
+    inbound_port: int = 15006
+    trust_domain: str = "cluster.local"
+
+    @property
+    def node_id(self) -> str:
+        return f"{self.proxy_type}~{self.ip}~{self.name}.{self.namespace}~{self.namespace}.svc.cluster.local"
+
+
+def node_metadata(w: WorkloadIdentity, version: str) -> dict:
+    return {
+        "NAMESPACE": w.namespace,
+        "SERVICE_ACCOUNT": w.service_account,
+        "LABELS": dict(w.labels),
+        "WORKLOAD_NAME": w.name,
+        "WORKLOAD_GROUP": w.workload_group,
+        "INTERCEPTION_MODE": "REDIRECT" if w.capture_mode == "iptables" else "NONE",
+        "PORTS": [dict(p) for p in w.ports],
+        "OUTBOUND_PORT": str(w.outbound_port),
+        "INBOUND_PORT": str(w.inbound_port),
+        "ISTIO_VERSION": version,
+        "INSTANCE_IPS": w.ip,
+    }
+
+
+def _socket_address(addr: str) -> dict:
+    host, _, port = addr.rpartition(":")
+    return {"socket_address": {"address": host or "127.0.0.1", "port_value": int(port)}}
+
+
+def build_bootstrap(
+    w: WorkloadIdentity,
+    pilot: str,
+    sds_socket: str,
+    *,
+    mtls: bool = True,
+    admin_port: int = 15000,
+    stats_port: int = 15090,
+    delta: bool = False,
+    version: str = "isthmus",
+) -> dict:
+    xds_cluster: dict = {
+        "name": "xds-grpc",
+        "type": "STRICT_DNS",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": HTTP2,
+        "load_assignment": {"cluster_name": "xds-grpc", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket_address(pilot)}}]}]},
+        "circuit_breakers": {"thresholds": [{"max_connections": 100000, "max_pending_requests": 100000, "max_requests": 100000}]},
+    }
+    if mtls:
+        xds_cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": "istiod.istio-system.svc",
+                "common_tls_context": {
+                    "alpn_protocols": ["h2"],
+                    "tls_certificate_sds_secret_configs": [{"name": "default", "sds_config": _sds_source()}],
+                    "validation_context_sds_secret_config": {"name": "ROOTCA", "sds_config": _sds_source()},
+                },
+            },
+        }
+    return {
+        "node": {"id": w.node_id, "cluster": w.labels.get("app", w.name) + "." + w.namespace, "metadata": node_metadata(w, version)},
+        "admin": {"address": _socket_address(f"127.0.0.1:{admin_port}")},
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": "DELTA_GRPC" if delta else "GRPC",
+                "transport_api_version": "V3",
+                "set_node_on_first_message_only": True,
+                "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc"}}],
+            },
+            "cds_config": {"ads": {}, "resource_api_version": "V3", "initial_fetch_timeout": "0s"},
+            "lds_config": {"ads": {}, "resource_api_version": "V3", "initial_fetch_timeout": "0s"},
+        },
+        "static_resources": {
+            "clusters": [
+                xds_cluster,
+                {
+                    "name": "sds-grpc",
+                    "type": "STATIC",
+                    "connect_timeout": "1s",
+                    "typed_extension_protocol_options": HTTP2,
+                    "load_assignment": {"cluster_name": "sds-grpc", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"pipe": {"path": sds_socket}}}}]}]},
+                },
+                {
+                    "name": "prometheus_stats",
+                    "type": "STATIC",
+                    "connect_timeout": "1s",
+                    "load_assignment": {"cluster_name": "prometheus_stats", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket_address(f"127.0.0.1:{admin_port}")}}]}]},
+                },
+            ],
+            "listeners": [
+                {
+                    "name": "prometheus_stats",
+                    "address": _socket_address(f"{'0.0.0.0' if w.capture_mode == 'iptables' else '127.0.0.1'}:{stats_port}"),
+                    "filter_chains": [{"filters": [{
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                            "stat_prefix": "stats",
+                            "route_config": {"virtual_hosts": [{"name": "backend", "domains": ["*"], "routes": [
+                                {"match": {"prefix": "/stats/prometheus"}, "route": {"cluster": "prometheus_stats"}}]}]},
+                            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+                        },
+                    }]}],
+                }
+            ],
+        },
+    }
+
+
+def _sds_source() -> dict:
+    return {
+        "api_config_source": {
+            "api_type": "GRPC",
+            "transport_api_version": "V3",
+            "grpc_services": [{"envoy_grpc": {"cluster_name": "sds-grpc"}}],
+        },
+        "resource_api_version": "V3",
+        "initial_fetch_timeout": "0s",
+    }
+
+
+def parse_port(spec: str) -> dict:
+    """`http:9080`, `http:9080:15080`, `9080` → {name, port, protocol, proxyPort}."""
+    parts = spec.split(":")
+    if len(parts) == 1:
+        name, port, proxy_port = "", parts[0], ""
+    elif len(parts) == 2:
+        name, port, proxy_port = parts[0], parts[1], ""
+    else:
+        name, port, proxy_port = parts[0], parts[1], parts[2]
+    if not port.isdigit() or (proxy_port and not proxy_port.isdigit()):
+        raise click.BadParameter(f"{spec!r}: want NAME:PORT[:PROXY_PORT]")
+    out = {"port": int(port), "name": name, "protocol": name.split("-")[0].upper() if name else ""}
+    if proxy_port:
+        out["proxyPort"] = int(proxy_port)
+    return out
+
+
+def parse_labels(values: tuple[str, ...]) -> dict[str, str]:
+    labels = {}
+    for v in values:
+        for item in v.split(","):
+            if not item:
+                continue
+            k, sep, val = item.partition("=")
+            if not sep:
+                raise click.BadParameter(f"label {item!r}: want key=value")
+            labels[k] = val
+    return labels
+
+
+@click.command()
+@click.option("--name", required=True, help="workload instance name (node id)")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("--service-account", default="default", show_default=True)
+@click.option("--ip", default="127.0.0.1", show_default=True)
+@click.option("--labels", multiple=True, help="k=v[,k=v] (repeatable)")
+@click.option("--workload-group", default="", help="WorkloadGroup for auto-registration")
+@click.option("--type", "proxy_type", type=click.Choice(["sidecar", "router"]), default="sidecar")
+@click.option("--capture", type=click.Choice(["explicit", "iptables"]), default="explicit")
+@click.option("--port", "ports", multiple=True, help="NAME:PORT[:PROXY_PORT] application port (repeatable)")
+@click.option("--outbound-port", default=15001, show_default=True)
+@click.option("--inbound-port", default=15006, show_default=True)
+@click.option("--pilot", default="127.0.0.1:15012", show_default=True, help="pilot ADS address")
+@click.option("--plaintext", is_flag=True, help="ADS without mTLS (pilot's 15010, development)")
+@click.option("--delta", is_flag=True, help="use incremental (delta) xDS")
+@click.option("--sds-socket", default="./etc/istio/proxy/SDS", show_default=True)
+@click.option("--admin-port", default=15000, show_default=True)
+@click.option("--stats-port", default=15090, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="file to write (default stdout)")
+def bootstrap(name, namespace, service_account, ip, labels, workload_group, proxy_type, capture, ports, outbound_port,
+              inbound_port, pilot, plaintext, delta, sds_socket, admin_port, stats_port, output) -> None:
+    """Write the Envoy bootstrap for a workload (JSON, which Envoy reads as YAML too)."""
+    w = WorkloadIdentity(
+        name=name, namespace=namespace, service_account=service_account, ip=ip, labels=parse_labels(labels),
+        workload_group=workload_group, proxy_type=proxy_type, capture_mode=capture,
+        ports=tuple(parse_port(p) for p in ports), outbound_port=outbound_port, inbound_port=inbound_port,
+    )
+    doc = build_bootstrap(w, pilot, sds_socket, mtls=not plaintext, admin_port=admin_port, stats_port=stats_port, delta=delta)
+    text = json.dumps(doc, indent=2)
+    if output:
+        output.write_text(text + "\n")
+    else:
+        click.echo(text)
