@@ -26,7 +26,8 @@ class Verdict(str, enum.Enum):
     ACK = "ack"  # latest response accepted, nothing new asked for
     NACK = "nack"  # latest response rejected: record, do not resend
     STALE = "stale"  # nonce of an older response: ignore
-    CHANGED = "changed"  # ACK that also changes the subscription: answer it
+    CHANGED = "changed"  # SotW: an ACK that also changes the subscription: answer it
+    UPDATE = "update"  # delta: a subscription change that acknowledges nothing
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def classify_sotw(watched: Watched | None, req: discovery_pb2.DiscoveryRequest) 
 @dataclass(frozen=True)
 class DeltaOutcome:
     verdict: Verdict
-    added: frozenset[str] = frozenset()  # names newly subscribed (answer these)
+    added: frozenset[str] = frozenset()  # names newly subscribed: answer these whatever the verdict
     wildcard_added: bool = False  # the client now wants everything
 
 
@@ -118,14 +119,12 @@ def apply_delta(watched: Watched | None, req: discovery_pb2.DeltaDiscoveryReques
         watched.known.pop(name, None)
     added = watched.names - before
     wildcard_added = watched.wildcard and not was_wildcard
-    if req.response_nonce and req.response_nonce == watched.nonce_sent:
-        verdict = Verdict.NACK if req.HasField("error_detail") else Verdict.ACK
-    elif req.response_nonce:
+    if not req.response_nonce:
+        verdict = Verdict.UPDATE
+    elif req.response_nonce != watched.nonce_sent:
         verdict = Verdict.STALE
     else:
-        verdict = Verdict.ACK if not (added or wildcard_added) else Verdict.CHANGED
-    if verdict is Verdict.ACK and (added or wildcard_added):
-        verdict = Verdict.CHANGED
+        verdict = Verdict.NACK if req.HasField("error_detail") else Verdict.ACK
     return watched, DeltaOutcome(verdict, added, wildcard_added)
 
 

@@ -20,11 +20,11 @@ from isthmus.shared.config.validation.report import Findings, at
 # ------------------------------------------------------------------ shared helpers
 
 
-def items(values: Any, kind: type | tuple[type, ...] = str) -> Iterator[tuple[int, Any]]:
-    """(index, item) of a list field, skipping items of the wrong type (the schema's job)."""
+def items(values: Any) -> Iterator[tuple[int, str]]:
+    """(index, item) of a list of strings, skipping items of the wrong type (the schema's job)."""
     if isinstance(values, tuple):
         for i, v in enumerate(values):
-            if isinstance(v, kind) and not (kind is int and isinstance(v, bool)):
+            if isinstance(v, str):
                 yield i, v
 
 
@@ -161,10 +161,14 @@ def port_error(value: str) -> str | None:
 
 
 def ip_error(value: str) -> str | None:
+    """Istio's ValidateIPs: an address, or a CIDR with a decimal prefix length (no netmask form)."""
+    _, sep, bits = value.partition("/")
+    if sep and not re.fullmatch(r"0|[1-9][0-9]{0,2}", bits):
+        return f"bad CIDR range {value!r}: the prefix length must be a decimal number such as /24"
     f = Findings()
     if common.check_ip_or_cidr(value, "", f):
         return None
-    return f.errors[0].message
+    return f.errors[0].message if f.errors else f"{value!r} is not a valid IP address or CIDR block"
 
 
 def service_account_error(value: str) -> str | None:

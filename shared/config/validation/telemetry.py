@@ -76,7 +76,8 @@ def _check_override(override: t.TelemetryMetricsOverrides, path: str, f: Finding
         if match.metric is not None and match.custom_metric is not None:
             f.error(at(path, "match"), "set only one of metric or customMetric")
         if match.metric is not None and match.metric not in METRICS:
-            f.error(at(at(path, "match"), "metric"), f"unknown metric {match.metric!r}; use one of {', '.join(METRICS)}")
+            f.error(at(at(path, "match"), "metric"),
+                    f"unknown metric {match.metric!r}; use one of {', '.join(METRICS)}")
         if match.custom_metric is not None and not text(match.custom_metric):
             f.error(at(at(path, "match"), "customMetric"), "customMetric must not be empty")
     for name, tag in _map(override.tag_overrides).items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from jwcrypto import jwk
 
 from isthmus.shared.config import documents, kinds
 from isthmus.shared.config.validation import Findings, validate_document
@@ -72,8 +73,8 @@ def op(**operation: object) -> dict:
     return ap_rule(to=[{"operation": operation}])
 
 
-JWKS = json.dumps({"keys": [{"kty": "RSA", "e": "AQAB", "kid": "k1",
-                             "n": "xAE7eB6qugXyCAG3yhh7pkDkT65pHymX-P7KfIupjf59vsdo91bSP9C8H07pSAGQO1MV_xFj9VswgsCg4R6otmg5PV2He95lZdHtOcU5DXIg_pbhLdKXbi66GlVeK6ABZOUW3WYtnNHD-91gVuoeJT_DwtGGcp4ignkgXfkiEm4sw-4sfb4qdt5oLbyVpmW6x9cfa7vs2WTfURiCrBoUqgBo_-4WTiULmmHSGZHOjzwa8WtrtOQGsAFjIbno85jp6MnGGGZPYZbDAa_b3y5u-YpW7ypZrvD8BgtKVjgtQgZhLAGezMt0ua3DRrWnKqTZ0BJ_EyxOGuHJrLsn00fnMQ"}]})
+_KEY = jwk.JWK.generate(kty="EC", crv="P-256", kid="k1")
+JWKS = json.dumps({"keys": [json.loads(_KEY.export_public())]})
 SINGLE_JWK = json.dumps(json.loads(JWKS)["keys"][0])
 
 # (id, kind, spec, path, phrase): the pipeline must report an error at `path` containing `phrase`.
@@ -108,6 +109,8 @@ INVALID = [
      "spec.rules[0].from[0].source.ipBlocks[1]", "not a valid IP address or CIDR"),
     ("bad-cidr", "AuthorizationPolicy", src(notRemoteIpBlocks=["10.0.0.0/33"]),
      "spec.rules[0].from[0].source.notRemoteIpBlocks[0]", "not a valid IP address or CIDR"),
+    ("netmask-cidr", "AuthorizationPolicy", src(ipBlocks=["10.0.0.0/255.0.0.0"]),
+     "spec.rules[0].from[0].source.ipBlocks[0]", "prefix length must be a decimal number"),
     ("bad-remote-ip", "AuthorizationPolicy", src(remoteIpBlocks=["example.com"]),
      "spec.rules[0].from[0].source.remoteIpBlocks[0]", "not a valid IP"),
     ("empty-principal", "AuthorizationPolicy", src(principals=["ok", ""]),
@@ -264,7 +267,8 @@ VALID = [
     ("ap-allow-all", "AuthorizationPolicy", {"rules": [{}]}),
     ("ap-deny-all", "AuthorizationPolicy", {"action": "DENY", "rules": [{}]}),
     ("ap-custom", "AuthorizationPolicy",
-     {"action": "CUSTOM", "provider": {"name": "ext-authz"}, "rules": [{"to": [{"operation": {"paths": ["/admin*"]}}]}]}),
+     {"action": "CUSTOM", "provider": {"name": "ext-authz"},
+      "rules": [{"to": [{"operation": {"paths": ["/admin*"]}}]}]}),
     ("ap-audit-no-rules", "AuthorizationPolicy", {"action": "AUDIT"}),
     ("ap-istio-forms", "AuthorizationPolicy", {"selector": SEL, "rules": [{
         "from": [{"source": {"principals": ["p", "p-*", "*-p", "*"], "notNamespaces": ["n", "n-*", "*-n", "*"],

@@ -316,6 +316,7 @@ KNOWN_TEXTS = {
     "offset-out-of-range": "a: 2001-12-14t21:59:43.10+25:00",
     "tagged-int": "a: !!int abc",
     "tagged-float": "a: !!float x",
+    "tagged-empty-float": "!!float ",
     "tagged-bool": "a: !!bool maybe",
     "tagged-timestamp": "a: !!timestamp foo",
     "deeply-nested": "[" * 3000 + "]" * 3000,
