@@ -7,6 +7,7 @@ codes and metrics.
 from __future__ import annotations
 
 import time
+from typing import NoReturn
 
 import grpc
 
@@ -42,21 +43,22 @@ class CertificateService(ca_pb2_grpc.IstioCertificateServiceServicer):
                                 context: grpc.aio.ServicerContext) -> ca_pb2.IstioCertificateResponse:
         try:
             caller = await authenticate(self.authenticators, credentials_from_context(context))
-            started = time.perf_counter()
+        except Unauthenticated as exc:
+            await self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, exc.reason, str(exc))
+        started = time.perf_counter()
+        try:
             csr = check_csr(request.csr, caller.identity)
             ttl = clamp_ttl(request.validity_duration, self.authority.policy)
             chain = self.authority.sign_workload(csr, caller.identity, ttl)
-            self.metrics.sign_seconds.observe(time.perf_counter() - started)
-        except Unauthenticated as exc:
-            await self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, exc.reason, str(exc))
         except Rejected as exc:
             await self._refuse(context, _CODES[exc.code], exc.reason, str(exc), caller=caller.identity.uri)
+        self.metrics.sign_seconds.observe(time.perf_counter() - started)
         self.metrics.signed.labels(caller.method).inc()
         log.info("certificate issued", identity=caller.identity.uri, auth=caller.method, ttl=ttl)
         return ca_pb2.IstioCertificateResponse(cert_chain=chain)
 
     async def _refuse(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode, reason: str,
-                      message: str, **fields: str) -> None:
+                      message: str, **fields: str) -> NoReturn:
         self.metrics.rejected.labels(reason).inc()
         log.info("certificate request refused", code=code.name, reason=reason, message=message, **fields)
         await context.abort(code, message)

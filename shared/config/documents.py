@@ -42,9 +42,9 @@ def parse_text(text: str, source: str = "-") -> list[Document]:
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = getattr(exc, "problem", None) or str(exc)
         raise InvalidConfig([f"{where}: YAML syntax error: {problem}"]) from None
-    except (ValueError, TypeError, RecursionError) as exc:
-        # Explicitly tagged values that do not construct (`!!binary x`, `!!float y`, ...).
-        raise InvalidConfig([f"{source}: YAML value error: {exc}"]) from None
+    except Exception as exc:  # noqa: BLE001 - PyYAML's constructors raise many types
+        # Explicitly tagged values that do not construct (`!!bool maybe`, `!!float`, deep nesting).
+        raise InvalidConfig([f"{source}: YAML value error: {type(exc).__name__}: {exc}"]) from None
     for i, body in enumerate(raw):
         if body is None:
             continue

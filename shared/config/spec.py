@@ -16,7 +16,8 @@ EMPTY_MAP: Mapping[str, Any] = MappingProxyType({})
 
 def _load(shape: str, elem: type["Spec"] | None, value: Any) -> Any:
     if value is None:
-        return None
+        # An explicit null list/map reads as empty, as proto3 JSON decoding does.
+        return () if shape == "l" else EMPTY_MAP if shape == "m" else None
     if shape == "o":
         return elem.from_dict(value) if elem is not None and isinstance(value, Mapping) else value
     if shape == "l":

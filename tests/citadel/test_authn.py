@@ -2,7 +2,6 @@
 import http.server
 import json
 import threading
-import time
 
 import jwt
 import pytest

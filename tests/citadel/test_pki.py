@@ -4,13 +4,13 @@ import time
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from isthmus.citadel.clock import FakeClock
 from isthmus.citadel.pki.authority import CertificateAuthority
 from isthmus.citadel.pki.csr import check_csr, make_csr
+from isthmus.citadel.pki.issue import cert_pem, create_root
 from isthmus.citadel.pki.keys import KeyType
 from isthmus.citadel.pki.policy import IssuancePolicy
 from isthmus.citadel.pki.store import PluginSource, SelfSignedSource, resolve_trust_domain
@@ -130,15 +130,11 @@ def test_rotation_keeps_old_root_in_bundle_and_both_chains_verify(tmp_path):
 
 def test_expired_roots_leave_the_bundle(tmp_path):
     source = SelfSignedSource(tmp_path, "cluster.local")
-    source.load(time.time())
-    source.rotate(time.time())
-    later = time.time() + 3651 * 86400  # past the first root's 10 years
+    current = source.load(time.time()).signing_cert
+    short_lived = create_root(KeyType.EC_P256.generate(), "cluster.local", time.time(), days=1)
+    (tmp_path / "previous-roots.pem").write_text(cert_pem(short_lived))
     assert len(source.load(time.time()).bundle.roots) == 2
-    old_root = x509.load_pem_x509_certificate((tmp_path / "previous-roots.pem").read_bytes())
-    assert old_root.not_valid_after_utc.timestamp() < later
-    bundle = source.load(later).bundle  # the new root also expires then, so the bundle is empty
-    assert old_root.fingerprint(hashes.SHA256()) not in {
-        x509.load_pem_x509_certificate(p.encode()).fingerprint(hashes.SHA256()) for p in bundle.roots}
+    assert source.load(time.time() + 2 * 86400).bundle.roots == (cert_pem(current),)
 
 
 def test_broken_new_material_keeps_the_old(tmp_path):

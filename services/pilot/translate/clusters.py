@@ -148,8 +148,7 @@ def _set_discovery(c: Cluster, svc: Service, endpoints: Sequence[Endpoint]) -> b
             return False
         logical = svc.resolution is Resolution.DNS_ROUND_ROBIN
         c.type = Cluster.LOGICAL_DNS if logical else Cluster.STRICT_DNS
-        c.dns_lookup_family = Cluster.V4_ONLY
-        c.respect_dns_ttl = True
+        c.dns_lookup_family = Cluster.V4_ONLY  # (respect_dns_ttl is deprecated in Envoy 1.40)
         # LOGICAL_DNS takes exactly one host: the first endpoint, as Istio.
         c.load_assignment.CopyFrom(load_assignment(c.name, endpoints[:1] if logical else endpoints))
     else:

@@ -206,11 +206,12 @@ def apply_direct_response(out: rc.Route, dr: HTTPDirectResponse) -> None:
             out.direct_response.body.inline_bytes = body.bytes.encode()
 
 
-def _set_timeout(action: rc.RouteAction, timeout: Duration | None) -> None:
-    """Istio's setTimeout: unset → 0 (disabled); max_grpc_timeout mirrors it so grpc-timeout is honoured."""
+def set_timeout(action: rc.RouteAction, timeout: Duration | None) -> None:
+    """Istio's setTimeout: unset → 0 (disabled). A gRPC client's grpc-timeout header is honoured,
+    capped at the route timeout (max_stream_duration, the replacement of deprecated max_grpc_timeout)."""
     t = timeout if timeout is not None else NO_TIMEOUT
     action.timeout.CopyFrom(t)
-    action.max_grpc_timeout.CopyFrom(t)
+    action.max_stream_duration.grpc_timeout_header_max.CopyFrom(t)
 
 
 def _mirror(ctx: RouteContext, dest: Destination, fraction, namespace: str) -> rc.RouteAction.RequestMirrorPolicy:
@@ -224,7 +225,7 @@ def _mirror(ctx: RouteContext, dest: Destination, fraction, namespace: str) -> r
 def apply_route_action(ctx: RouteContext, out: rc.Route, http: HTTPRoute, vs: Config, authority: str) -> None:
     ns = vs.namespace
     action = out.route
-    _set_timeout(action, duration(http.timeout))
+    set_timeout(action, duration(http.timeout))
     if http.rewrite is not None:
         rw = http.rewrite
         if rw.uri_regex_rewrite is not None and rw.uri_regex_rewrite.match is not None:
@@ -342,7 +343,7 @@ def translate_route(ctx: RouteContext, vs: Config, http: HTTPRoute, match: HTTPM
         out.typed_per_filter_config[FAULT_FILTER].CopyFrom(pack(fault))
         if out.HasField("route"):
             out.route.ClearField("retry_policy")
-            _set_timeout(out.route, None)
+            set_timeout(out.route, None)
     if http.cors_policy is not None:
         out.typed_per_filter_config[CORS_FILTER].CopyFrom(pack(cors_config(http.cors_policy)))
     return out

@@ -26,7 +26,7 @@ from isthmus.pilot.model.push_context import Config, PushContext
 from isthmus.pilot.model.service import Protocol, Service, ServicePort
 from isthmus.pilot.model.sidecar_scope import egress_services, egress_virtual_services
 from isthmus.pilot.translate.naming import HTTP_PROXY_ROUTE, PASSTHROUGH_CLUSTER, outbound_cluster
-from isthmus.pilot.translate.route_action import NO_TIMEOUT, RouteContext, service_hash, translate_route
+from isthmus.pilot.translate.route_action import RouteContext, service_hash, set_timeout, translate_route
 from isthmus.pilot.translate.route_match import is_catch_all
 from isthmus.pilot.translate.route_policy import hash_policy, mesh_retry, retry_policy
 
@@ -78,7 +78,8 @@ def domains_for(svc: Service, port: int, proxy_namespace: str, domain_suffix: st
 
 def default_route(ctx: RouteContext, svc: Service, port: int) -> rc.Route:
     """Istio's BuildDefaultHTTPOutboundRoute (+ the DestinationRule's hash key, if any)."""
-    action = rc.RouteAction(cluster=outbound_cluster(svc.hostname, port), timeout=NO_TIMEOUT, max_grpc_timeout=NO_TIMEOUT)
+    action = rc.RouteAction(cluster=outbound_cluster(svc.hostname, port))
+    set_timeout(action, None)
     policy = retry_policy(ctx.default_retry)
     if policy is not None:
         action.retry_policy.CopyFrom(policy)
@@ -168,7 +169,8 @@ def catch_all_virtual_host(push: PushContext) -> rc.VirtualHost:
     if push.mesh.outbound_traffic_policy == "REGISTRY_ONLY":
         route = rc.Route(name=BLOCK_ALL, match=rc.RouteMatch(prefix="/"), direct_response=rc.DirectResponseAction(status=502))
         return rc.VirtualHost(name=BLOCK_ALL, domains=["*"], routes=[route], include_request_attempt_count=True)
-    action = rc.RouteAction(cluster=PASSTHROUGH_CLUSTER, timeout=NO_TIMEOUT, max_grpc_timeout=NO_TIMEOUT)
+    action = rc.RouteAction(cluster=PASSTHROUGH_CLUSTER)
+    set_timeout(action, None)
     route = rc.Route(name=ALLOW_ANY, match=rc.RouteMatch(prefix="/"), route=action)
     return rc.VirtualHost(name=ALLOW_ANY, domains=["*"], routes=[route], include_request_attempt_count=True)
 
