@@ -23,7 +23,8 @@ from envoy.type.matcher.v3 import regex_pb2
 
 from isthmus.pilot.model.proxy import Proxy
 from isthmus.pilot.model.push_context import Config, PushContext
-from isthmus.pilot.translate.naming import ClusterName, outbound_cluster
+from isthmus.pilot.translate.naming import ClusterName
+from isthmus.pilot.translate.policy import hash_policy_for_destination
 from isthmus.pilot.translate.route_match import applies_to_sidecar, path_description, route_match
 from isthmus.pilot.translate.route_policy import (
     CORS_FILTER,
@@ -31,13 +32,11 @@ from isthmus.pilot.translate.route_policy import (
     cors_config,
     duration,
     fault_config,
-    hash_policy,
     mirror_fraction,
     pack,
     retry_policy,
 )
 from isthmus.shared.config.types import (
-    ConsistentHashLB,
     Destination,
     Headers,
     HTTPDirectResponse,
@@ -46,7 +45,6 @@ from isthmus.shared.config.types import (
     HTTPRetry,
     HTTPRoute,
     HTTPRouteDestination,
-    TrafficPolicy,
 )
 
 NO_TIMEOUT = Duration(seconds=0)
@@ -73,53 +71,26 @@ class RouteContext:
 
 # ---------------------------------------------------------------- destinations and hashing
 
-def destination_host(ctx: RouteContext, dest: Destination, namespace: str) -> str:
-    return ctx.push.resolve(dest.host or "", namespace)
-
-
-def destination_cluster(ctx: RouteContext, dest: Destination, namespace: str) -> str:
-    """outbound|PORT|SUBSET|HOST: the destination's port, else the service's only port, else the vhost port."""
-    host = destination_host(ctx, dest, namespace)
+def destination_key(ctx: RouteContext, dest: Destination, namespace: str) -> ClusterName:
+    """outbound|PORT|SUBSET|HOST: the destination's port, else the service's only port, else the vhost
+    port; a short host is resolved in the VirtualService's namespace."""
+    host = ctx.push.resolve(dest.host or "", namespace)
     if dest.port is not None and dest.port.number:
         port = dest.port.number
     else:
         svc = ctx.push.service(host)
         port = svc.ports[0].port if svc is not None and len(svc.ports) == 1 else ctx.port
-    return outbound_cluster(host, port, dest.subset or "")
+    return ClusterName("outbound", port, dest.subset or "", host)
 
 
-def _port_level_hash(tp: TrafficPolicy | None, port: int | None) -> ConsistentHashLB | None:
-    if tp is None or port is None:
-        return None
-    for pls in tp.port_level_settings:
-        if pls.port is not None and pls.port.number == port:
-            return pls.load_balancer.consistent_hash if pls.load_balancer is not None else None
-    return None
+def destination_cluster(ctx: RouteContext, dest: Destination, namespace: str) -> str:
+    return str(destination_key(ctx, dest, namespace))
 
 
-def _top_hash(tp: TrafficPolicy | None) -> ConsistentHashLB | None:
-    return tp.load_balancer.consistent_hash if tp is not None and tp.load_balancer is not None else None
-
-
-def service_hash(ctx: RouteContext, host: str, port: int) -> ConsistentHashLB | None:
-    """Istio's hashForService: the DestinationRule's consistentHash, overridden per port."""
-    dr = ctx.push.destination_rule(ctx.proxy.namespace, host)
-    if dr is None:
-        return None
-    tp = dr.spec.traffic_policy
-    return _port_level_hash(tp, port) or _top_hash(tp)
-
-
-def destination_hash(ctx: RouteContext, dest: Destination, namespace: str) -> ConsistentHashLB | None:
-    """Istio's hashForHTTPDestination: subset port-level > subset > port-level > top level."""
-    dr = ctx.push.destination_rule(ctx.proxy.namespace, destination_host(ctx, dest, namespace))
-    if dr is None:
-        return None
-    port = dest.port.number if dest.port is not None else None
-    tp = dr.spec.traffic_policy
-    subset = next((s for s in dr.spec.subsets if dest.subset and s.name == dest.subset), None)
-    subset_tp = subset.traffic_policy if subset is not None else None
-    return _port_level_hash(subset_tp, port) or _top_hash(subset_tp) or _port_level_hash(tp, port) or _top_hash(tp)
+def cluster_hash_policy(ctx: RouteContext, key: ClusterName) -> list[rc.RouteAction.HashPolicy]:
+    """The hash keys of the DestinationRule policy the cluster itself is built from (subset over
+    port-level over top-level, translate/policy.py), so route keys and the cluster's ring agree."""
+    return hash_policy_for_destination(ctx.push, ctx.proxy.namespace, key.host, key.port, key.subset)
 
 
 # ---------------------------------------------------------------- header operations
@@ -239,7 +210,8 @@ def apply_route_action(ctx: RouteContext, out: rc.Route, http: HTTPRoute, vs: Co
     if authority:
         action.host_rewrite_literal = authority
     if http.mirror is not None:
-        fraction = mirror_fraction(http.mirror_percentage, http.mirror_percent if http.mirror_percent is not None else http.mirror_percent_alias)
+        legacy = http.mirror_percent if http.mirror_percent is not None else http.mirror_percent_alias
+        fraction = mirror_fraction(http.mirror_percentage, legacy)
         if fraction is not None:
             action.request_mirror_policies.append(_mirror(ctx, http.mirror, fraction, ns))
     for mp in http.mirrors:
@@ -257,8 +229,8 @@ def apply_route_action(ctx: RouteContext, out: rc.Route, http: HTTPRoute, vs: Co
 
 
 def _single_destination(ctx: RouteContext, out: rc.Route, action: rc.RouteAction, rd: HTTPRouteDestination, ns: str) -> bool:
-    dest = rd.destination or Destination()
-    action.cluster = destination_cluster(ctx, dest, ns)
+    key = destination_key(ctx, rd.destination or Destination(), ns)
+    action.cluster = str(key)
     if rd.headers is not None:
         ops = header_ops(rd.headers)
         out.request_headers_to_add.extend(ops.request_add)
@@ -267,10 +239,9 @@ def _single_destination(ctx: RouteContext, out: rc.Route, action: rc.RouteAction
         out.response_headers_to_remove.extend(ops.response_remove)
         if ops.authority and not action.host_rewrite_literal:
             action.host_rewrite_literal = ops.authority
-    hp = hash_policy(destination_hash(ctx, dest, ns))
-    if hp is not None:
-        action.hash_policy.append(hp)
-    return hp is not None
+    hashes = cluster_hash_policy(ctx, key)
+    action.hash_policy.extend(hashes)
+    return bool(hashes)
 
 
 def _weighted_destinations(ctx: RouteContext, action: rc.RouteAction, routes, ns: str) -> None:
@@ -278,10 +249,8 @@ def _weighted_destinations(ctx: RouteContext, action: rc.RouteAction, routes, ns
     if not weighted:
         weighted = list(routes)  # no weights at all: split evenly rather than emit an empty set
     for rd in weighted:
-        dest = rd.destination or Destination()
-        cw = action.weighted_clusters.clusters.add(
-            name=destination_cluster(ctx, dest, ns), weight=wrappers_pb2.UInt32Value(value=rd.weight or 1)
-        )
+        key = destination_key(ctx, rd.destination or Destination(), ns)
+        cw = action.weighted_clusters.clusters.add(name=str(key), weight=wrappers_pb2.UInt32Value(value=rd.weight or 1))
         if rd.headers is not None:
             ops = header_ops(rd.headers)
             cw.request_headers_to_add.extend(ops.request_add)
@@ -290,9 +259,7 @@ def _weighted_destinations(ctx: RouteContext, action: rc.RouteAction, routes, ns
             cw.response_headers_to_remove.extend(ops.response_remove)
             if ops.authority:
                 cw.host_rewrite_literal = ops.authority
-        hp = hash_policy(destination_hash(ctx, dest, ns))
-        if hp is not None:
-            action.hash_policy.append(hp)
+        action.hash_policy.extend(cluster_hash_policy(ctx, key))
 
 
 # ---------------------------------------------------------------- the route

@@ -1,8 +1,9 @@
-"""Per-route policies: retries, fault injection, CORS, consistent-hash keys, percents.
+"""Per-route policies: retries, fault injection, CORS, mirror fractions, percents.
 
 Pure conversions from Istio's typed values to Envoy protos, following Istio's
 pilot/pkg/networking/core/route (retry.ConvertPolicy, TranslateFault,
-TranslateCORSPolicy, consistentHashToHashPolicy). Durations are Istio strings ("7s").
+TranslateCORSPolicy, MirrorPercent). Durations are Istio strings ("7s"). Consistent-hash
+keys come from translate/policy.py, shared with the clusters they hash onto.
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from google.protobuf.duration_pb2 import Duration
 
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
-from envoy.extensions.filters.common.fault.v3 import fault_pb2 as common_fault_pb2
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
@@ -23,7 +23,7 @@ from envoy.type.v3 import percent_pb2
 
 from isthmus.pilot.model.mesh import RetryPolicy
 from isthmus.pilot.translate.route_match import string_matcher
-from isthmus.shared.config.types import ConsistentHashLB, CorsPolicy, HTTPFaultInjection, HTTPRetry, Percent
+from isthmus.shared.config.types import CorsPolicy, HTTPFaultInjection, HTTPRetry, Percent
 from isthmus.shared.config.validation.common import parse_duration
 
 FAULT_FILTER = "envoy.filters.http.fault"
@@ -194,30 +194,7 @@ def cors_config(cors: CorsPolicy) -> cors_pb2.CorsPolicy:
     return out
 
 
-# ---------------------------------------------------------------- consistent hashing
-
-def hash_policy(ch: ConsistentHashLB | None) -> rc.RouteAction.HashPolicy | None:
-    """A DestinationRule consistentHash key → route hash_policy (header, cookie, source IP, query)."""
-    if ch is None:
-        return None
-    if ch.http_header_name:
-        return rc.RouteAction.HashPolicy(header=rc.RouteAction.HashPolicy.Header(header_name=ch.http_header_name))
-    if ch.http_cookie is not None:
-        cookie = rc.RouteAction.HashPolicy.Cookie(name=ch.http_cookie.name or "", path=ch.http_cookie.path or "")
-        ttl = duration(ch.http_cookie.ttl)
-        if ttl is not None:
-            cookie.ttl.CopyFrom(ttl)
-        for attr in ch.http_cookie.attributes:
-            cookie.attributes.add(name=attr.name or "", value=attr.value or "")
-        return rc.RouteAction.HashPolicy(cookie=cookie)
-    if ch.use_source_ip:
-        return rc.RouteAction.HashPolicy(connection_properties=rc.RouteAction.HashPolicy.ConnectionProperties(source_ip=True))
-    if ch.http_query_parameter_name:
-        return rc.RouteAction.HashPolicy(
-            query_parameter=rc.RouteAction.HashPolicy.QueryParameter(name=ch.http_query_parameter_name)
-        )
-    return None
-
+# ---------------------------------------------------------------- mirroring
 
 def mirror_fraction(percentage: Percent | None, legacy_percent: int | None) -> base_pb2.RuntimeFractionalPercent | None:
     """Istio's MirrorPercent: unset → 100%; an explicit 0 → no mirroring."""

@@ -5,7 +5,8 @@
   under ALLOW_ANY, `block_all` → 502 under REGISTRY_ONLY), as Istio.
 - `"http_proxy"` (explicit capture): a virtual host per visible HTTP service *port*;
   domains carry `:PORT` (the bare forms only for port 80, as Istio merges them).
-- anything else: an empty RouteConfiguration with that name.
+- anything else, or any name for a gateway (router) proxy: an empty RouteConfiguration
+  with that name (gateway routes come from Gateway-bound VirtualServices, elsewhere).
 
 A virtual host is `HOST:PORT` with the FQDN, the names a client in the proxy's
 namespace may use (`name`, `name.ns`, `name.ns.svc`) and the VIPs. Its routes come
@@ -25,10 +26,10 @@ from isthmus.pilot.model.proxy import Proxy
 from isthmus.pilot.model.push_context import Config, PushContext
 from isthmus.pilot.model.service import Protocol, Service, ServicePort
 from isthmus.pilot.model.sidecar_scope import egress_services, egress_virtual_services
-from isthmus.pilot.translate.naming import HTTP_PROXY_ROUTE, PASSTHROUGH_CLUSTER, outbound_cluster
-from isthmus.pilot.translate.route_action import RouteContext, service_hash, set_timeout, translate_route
+from isthmus.pilot.translate.naming import HTTP_PROXY_ROUTE, PASSTHROUGH_CLUSTER, ClusterName
+from isthmus.pilot.translate.route_action import RouteContext, cluster_hash_policy, set_timeout, translate_route
 from isthmus.pilot.translate.route_match import is_catch_all
-from isthmus.pilot.translate.route_policy import hash_policy, mesh_retry, retry_policy
+from isthmus.pilot.translate.route_policy import mesh_retry, retry_policy
 
 ALLOW_ANY = "allow_any"
 BLOCK_ALL = "block_all"
@@ -78,14 +79,13 @@ def domains_for(svc: Service, port: int, proxy_namespace: str, domain_suffix: st
 
 def default_route(ctx: RouteContext, svc: Service, port: int) -> rc.Route:
     """Istio's BuildDefaultHTTPOutboundRoute (+ the DestinationRule's hash key, if any)."""
-    action = rc.RouteAction(cluster=outbound_cluster(svc.hostname, port))
+    key = ClusterName("outbound", port, "", svc.hostname)
+    action = rc.RouteAction(cluster=str(key))
     set_timeout(action, None)
-    policy = retry_policy(ctx.default_retry)
+    policy = retry_policy(ctx.default_retry)  # Istio keeps previous_hosts here even with hashing
     if policy is not None:
         action.retry_policy.CopyFrom(policy)
-    hp = hash_policy(service_hash(ctx, svc.hostname, port))
-    if hp is not None:
-        action.hash_policy.append(hp)
+    action.hash_policy.extend(cluster_hash_policy(ctx, key))
     return rc.Route(
         name=DEFAULT_ROUTE,
         match=rc.RouteMatch(prefix="/"),
@@ -176,15 +176,20 @@ def catch_all_virtual_host(push: PushContext) -> rc.VirtualHost:
 
 
 def build_routes(proxy: Proxy, push: PushContext, names: Iterable[str]) -> list[route_pb2.RouteConfiguration]:
-    """One RouteConfiguration per requested name, in request order."""
+    """One RouteConfiguration per requested name, in request order. Sidecars only: a gateway
+    (router) gets empty configurations here; its routes come from Gateway-bound VirtualServices."""
     builder = _Builder(proxy, push)
     out = []
     for name in names:
-        if name == HTTP_PROXY_ROUTE:
+        if proxy.is_gateway:
+            vhosts = None
+        elif name == HTTP_PROXY_ROUTE:
             vhosts = builder.http_proxy_route()
         elif name.isdigit():
             vhosts = builder.port_route(int(name))
         else:
+            vhosts = None
+        if vhosts is None:
             out.append(route_pb2.RouteConfiguration(name=name, validate_clusters=wrappers_pb2.BoolValue(value=False)))
             continue
         out.append(route_pb2.RouteConfiguration(

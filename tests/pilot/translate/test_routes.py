@@ -54,6 +54,7 @@ spec:
     - name: status
       uri: {exact: /status}
       ignoreUriCase: true
+      statPrefix: httpbin_status
     rewrite: {uri: /get, authority: httpbin.org}
     route:
     - destination: {host: httpbin, subset: v1, port: {number: 8000}}
@@ -105,6 +106,9 @@ spec:
   - name: direct
     match: [{uri: {regex: "/teapot/.*"}}]
     directResponse: {status: 418, body: {string: "I'm a teapot"}}
+  - name: direct-bytes
+    match: [{uri: {exact: /bytes}}]
+    directResponse: {status: 200, body: {bytes: aGVsbG8=}}
   - name: fault
     match: [{uri: {prefix: /fault}}]
     fault:
@@ -116,6 +120,8 @@ spec:
     - destination: {host: httpbin, subset: v1}
   - name: grpc-fault
     match: [{uri: {prefix: /grpc}}]
+    headers:
+      request: {set: {host: grpc.example}}
     fault:
       abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}
     route:
@@ -159,7 +165,7 @@ spec:
     route:
     - destination: {host: httpbin, subset: v2}
   - name: source
-    match: [{uri: {prefix: /src}, sourceLabels: {app: productpage}}]
+    match: [{uri: {prefix: /src}, sourceLabels: {app: productpage}, sourceNamespace: default}]
     route:
     - destination: {host: httpbin, subset: v3}
   - name: other-source
@@ -177,6 +183,27 @@ spec:
   - name: catch-all
     route:
     - destination: {host: httpbin, subset: v1}
+"""
+
+WILDCARD_YAML = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: wiki}
+spec:
+  hosts: ["*.wiki.example"]
+  location: MESH_EXTERNAL
+  resolution: NONE
+  ports: [{number: 80, name: http, protocol: HTTP}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: wiki}
+spec:
+  hosts: ["*.wiki.example"]
+  http:
+  - match: [{uri: {prefix: /api}}]
+    timeout: 5s
+    route: [{destination: {host: "*.wiki.example"}}]
 """
 
 SIDECAR_EVERYTHING_ELSE = """
@@ -267,6 +294,14 @@ spec:
   ports: [{number: 9080, name: http, protocol: HTTP}]
 """)["9080"]
     assert list(vhost(ext, "api.example.com:9080").domains) == ["api.example.com", "api.example.com:9080"]
+
+
+def test_wildcard_service_hosts_become_wildcard_domains_with_their_virtual_service():
+    rc = build(WILDCARD_YAML, names=("80",))["80"]
+    wiki = vhost(rc, "*.wiki.example:80")
+    assert list(wiki.domains) == ["*.wiki.example", "*.wiki.example:80"]
+    assert [r.route.cluster for r in wiki.routes] == ["outbound|80||*.wiki.example"]
+    assert wiki.routes[0].route.timeout.seconds == 5
 
 
 def test_http_proxy_route_covers_every_http_port_with_port_qualified_domains():
@@ -507,6 +542,19 @@ def test_redirects():
 def test_direct_response():
     dr = feature_routes()["direct"].direct_response
     assert dr.status == 418 and dr.body.inline_string == "I'm a teapot"
+    assert feature_routes()["direct-bytes"].direct_response.body.inline_bytes == b"hello"  # base64 in the spec
+
+
+def test_host_header_operation_becomes_a_host_rewrite_and_stat_prefix_is_kept():
+    r = feature_routes()
+    assert r["grpc-fault"].route.host_rewrite_literal == "grpc.example"
+    assert not r["grpc-fault"].request_headers_to_add  # Envoy may not set `host` as a header
+    assert r["exact-rewrite.status"].stat_prefix == "httpbin_status"
+
+
+def test_source_namespace_must_match_the_proxy():
+    assert "source" in feature_routes()
+    assert "source" not in feature_routes(proxy=sidecar(namespace="other"))
 
 
 def test_fault_goes_to_typed_per_filter_config_and_disables_retries_and_timeout():
@@ -578,6 +626,15 @@ spec:
 """
     route = vhost(build(vs, proxy=sidecar(namespace="other"))["9080"], "reviews.default.svc.cluster.local:9080").routes[0]
     assert route.route.cluster == "outbound|9080||ratings.default.svc.cluster.local"
+
+
+def test_gateways_get_empty_route_configurations_from_the_sidecar_generator():
+    from isthmus.pilot.model.proxy import Proxy, ProxyType
+
+    gw = Proxy(id="router~10.0.0.1~ingress.istio-system~istio-system.svc.cluster.local", type=ProxyType.ROUTER,
+               ip_addresses=("10.0.0.1",), namespace="istio-system")
+    rc = build(names=("http.8080",), proxy=gw)["http.8080"]
+    assert rc.name == "http.8080" and not rc.virtual_hosts
 
 
 @pytest.mark.parametrize("capture", [CaptureMode.IPTABLES, CaptureMode.EXPLICIT])

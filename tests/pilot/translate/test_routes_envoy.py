@@ -20,7 +20,7 @@ from isthmus.pilot.translate.simulate_routes import destinations
 from tests.conftest import corpus_path
 from tests.pilot.envoy_validate import envoy_validate, needs_envoy, static_bootstrap
 from tests.pilot.fixtures import BOOKINFO_SERVICES, push_from_yaml, sidecar
-from tests.pilot.translate.test_routes import FEATURE_YAML
+from tests.pilot.translate.test_routes import FEATURE_YAML, WILDCARD_YAML
 
 pytestmark = [pytest.mark.envoy, needs_envoy]
 
@@ -107,6 +107,7 @@ def test_envoy_accepts_routes_for_every_corpus_virtual_service(tmp_path):
 
 def test_envoy_accepts_routes_exercising_every_feature(tmp_path):
     configs = _route_configs(FEATURE_YAML)
+    configs += _route_configs(WILDCARD_YAML)
     configs += _route_configs(FEATURE_YAML, MeshConfig(outbound_traffic_policy="REGISTRY_ONLY"),
                               proxy=sidecar("reviews-v2", labels={"app": "reviews", "version": "v2"}))
     for i, rc in enumerate(configs):

@@ -15,7 +15,7 @@ from isthmus.pilot.translate.routes import build_routes
 from isthmus.pilot.translate.simulate_routes import destinations, match_route, select_virtual_host
 from tests.conftest import corpus_path
 from tests.pilot.fixtures import BOOKINFO_SERVICES, push_from_yaml, sidecar
-from tests.pilot.translate.test_routes import FEATURE_YAML
+from tests.pilot.translate.test_routes import FEATURE_YAML, WILDCARD_YAML
 
 BOOKINFO = ("istio-samples", "bookinfo", "networking")
 
@@ -171,6 +171,17 @@ def test_feature_redirect_and_weights_as_seen_by_traffic(httpbin):
     assert (redirect.host_redirect, redirect.path_redirect, redirect.port_redirect) == ("example.com", "/new", 8443)
     weighted = httpbin_route(httpbin, "/?q=yes", FULL_HEADERS, "POST")
     assert destinations(weighted) == [(svc("httpbin", "v1", 8000), 80), (svc("httpbin", "v2", 8000), 20)]
+
+
+def test_wildcard_service_entry_traffic():
+    configs = route_configs(WILDCARD_YAML)
+    push = push_from_yaml(BOOKINFO_SERVICES + "\n---\n" + WILDCARD_YAML)
+    port80 = build_routes(sidecar(), push, ["80"])[0]
+    vh, route = land(port80, "en.wiki.example", "/api/x")
+    assert vh == "*.wiki.example:80" and destinations(route) == [("outbound|80||*.wiki.example", 100)]
+    assert match_route(port80, "en.wiki.example", "/other") is None  # the VirtualService has no catch-all
+    assert land(port80, "wiki.example")[0] == "allow_any"  # `*.` needs a label in front
+    assert land(configs["http_proxy"], "en.wiki.example", "/api")[0] == "*.wiki.example:80"
 
 
 # ---------------------------------------------------------------- the simulator itself (Envoy's rules)

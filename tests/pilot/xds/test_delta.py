@@ -84,7 +84,7 @@ async def test_delta_nack_is_recorded_and_counted(xds):
     assert sync.state == "STALE (NACK)" and sync.acked_version == "v0" and "bad filter" in sync.nack_error
 
 
-async def test_explicit_wildcard_subscription_on_named_type(xds):
+async def test_named_subscription_on_rds(xds):
     c = xds.client(delta=True)
     await c.delta_request(T.ROUTE, subscribe=["9080"])
     assert names_of(await c.recv()) == ["9080"]
