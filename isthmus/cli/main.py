@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "galley": "isthmus.galley.main:galley",
     "citadel": "isthmus.citadel.main:citadel",
     "token": "isthmus.citadel.main:token",
+    "cert": "isthmus.citadel.main:cert",
     "bootstrap": "isthmus.proxy.bootstrap:bootstrap",
     "pilot": "isthmus.pilot.main:pilot",
     "proxy-status": "isthmus.cli.pilot_cmds:proxy_status",

@@ -1,0 +1,23 @@
+"""Sans-IO HTTP codecs for the proxy's hot path: bytes in → events out, events in →
+bytes out, no sockets (runtime/ does the I/O).
+
+    events.py        RequestHead, ResponseHead, Data, Trailers, StreamReset,
+                     WindowUpdate, GoAway, ConnectionClosed, ProtocolError
+    http1_server.py  Http1ServerConnection  (downstream HTTP/1.1, httptools)
+    http1_client.py  Http1ClientConnection  (upstream HTTP/1.1, httptools)
+    http2.py         Http2ServerConnection, Http2ClientConnection (h2), preface detection
+    headers.py       hop-by-hop removal and header-list helpers
+    limits.py        Http1Limits, Http2Settings (Envoy's defaults)
+"""
+from .events import (ConnectionClosed, Data, Event, GoAway, ProtocolError, RequestHead,
+                     ResponseHead, StreamReset, Trailers, WindowUpdate)
+from .http1 import Http1ClientConnection, Http1ServerConnection, LocalProtocolError
+from .http2 import H2_PREFACE, Http2ClientConnection, Http2ServerConnection, detect_h2_preface
+from .limits import Http1Limits, Http2Settings
+
+__all__ = [
+    "ConnectionClosed", "Data", "Event", "GoAway", "H2_PREFACE", "Http1ClientConnection",
+    "Http1Limits", "Http1ServerConnection", "Http2ClientConnection", "Http2ServerConnection",
+    "Http2Settings", "LocalProtocolError", "ProtocolError", "RequestHead", "ResponseHead",
+    "StreamReset", "Trailers", "WindowUpdate", "detect_h2_preface",
+]

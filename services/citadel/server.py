@@ -55,7 +55,9 @@ class CertificateService(ca_pb2_grpc.IstioCertificateServiceServicer):
         self.metrics.sign_seconds.observe(time.perf_counter() - started)
         self.metrics.signed.labels(caller.method).inc()
         log.info("certificate issued", identity=caller.identity.uri, auth=caller.method, ttl=ttl)
-        return ca_pb2.IstioCertificateResponse(cert_chain=chain)
+        return ca_pb2.IstioCertificateResponse(
+            cert_chain=chain, root_cert=ca_pb2.Roots(ca_cert=list(self.authority.bundle.roots))
+        )
 
     async def _refuse(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode, reason: str,
                       message: str, **fields: str) -> NoReturn:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eisthmus/shared/protos/ca.proto\x12\ristio.v1.auth\x1a\x1cgoogle/protobuf/struct.proto\"l\n\x17IstioCertificateRequest\x12\x0b\n\x03\x63sr\x18\x01 \x01(\t\x12\x19\n\x11validity_duration\x18\x03 \x01(\x03\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\".\n\x18IstioCertificateResponse\x12\x12\n\ncert_chain\x18\x01 \x03(\t2\x81\x01\n\x17IstioCertificateService\x12\x66\n\x11\x43reateCertificate\x12&.istio.v1.auth.IstioCertificateRequest\x1a\'.istio.v1.auth.IstioCertificateResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eisthmus/shared/protos/ca.proto\x12\ristio.v1.auth\x1a\x1cgoogle/protobuf/struct.proto\"r\n\x17IstioCertificateRequest\x12\x0b\n\x03\x63sr\x18\x01 \x01(\t\x12\x19\n\x11validity_duration\x18\x03 \x01(\x03\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructJ\x04\x08\x02\x10\x03\"W\n\x18IstioCertificateResponse\x12\x12\n\ncert_chain\x18\x01 \x03(\t\x12\'\n\troot_cert\x18\x02 \x01(\x0b\x32\x14.istio.v1.auth.Roots\"\x18\n\x05Roots\x12\x0f\n\x07\x63\x61_cert\x18\x01 \x03(\t2\x81\x01\n\x17IstioCertificateService\x12\x66\n\x11\x43reateCertificate\x12&.istio.v1.auth.IstioCertificateRequest\x1a\'.istio.v1.auth.IstioCertificateResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'isthmus.shared.protos.ca_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ISTIOCERTIFICATEREQUEST']._serialized_start=79
-  _globals['_ISTIOCERTIFICATEREQUEST']._serialized_end=187
-  _globals['_ISTIOCERTIFICATERESPONSE']._serialized_start=189
-  _globals['_ISTIOCERTIFICATERESPONSE']._serialized_end=235
-  _globals['_ISTIOCERTIFICATESERVICE']._serialized_start=238
-  _globals['_ISTIOCERTIFICATESERVICE']._serialized_end=367
+  _globals['_ISTIOCERTIFICATEREQUEST']._serialized_end=193
+  _globals['_ISTIOCERTIFICATERESPONSE']._serialized_start=195
+  _globals['_ISTIOCERTIFICATERESPONSE']._serialized_end=282
+  _globals['_ROOTS']._serialized_start=284
+  _globals['_ROOTS']._serialized_end=308
+  _globals['_ISTIOCERTIFICATESERVICE']._serialized_start=311
+  _globals['_ISTIOCERTIFICATESERVICE']._serialized_end=440
 # @@protoc_insertion_point(module_scope)

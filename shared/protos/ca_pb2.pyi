@@ -18,7 +18,15 @@ class IstioCertificateRequest(_message.Message):
     def __init__(self, csr: _Optional[str] = ..., validity_duration: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class IstioCertificateResponse(_message.Message):
-    __slots__ = ("cert_chain",)
+    __slots__ = ("cert_chain", "root_cert")
     CERT_CHAIN_FIELD_NUMBER: _ClassVar[int]
+    ROOT_CERT_FIELD_NUMBER: _ClassVar[int]
     cert_chain: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, cert_chain: _Optional[_Iterable[str]] = ...) -> None: ...
+    root_cert: Roots
+    def __init__(self, cert_chain: _Optional[_Iterable[str]] = ..., root_cert: _Optional[_Union[Roots, _Mapping]] = ...) -> None: ...
+
+class Roots(_message.Message):
+    __slots__ = ("ca_cert",)
+    CA_CERT_FIELD_NUMBER: _ClassVar[int]
+    ca_cert: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ca_cert: _Optional[_Iterable[str]] = ...) -> None: ...

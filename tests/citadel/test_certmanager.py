@@ -208,10 +208,10 @@ async def test_rotation_under_tls_traffic_with_a_citadel_restart(make_citadel, m
         assert await reader.readline() == b"pong ping\n"
         writer.close()
 
-    async def traffic(seconds: float) -> None:
+    async def traffic(seconds: float, until_renewals: int | None = None) -> None:
         nonlocal requests
         end = time.monotonic() + seconds
-        while time.monotonic() < end:
+        while time.monotonic() < end and (until_renewals is None or mgr.renewals < until_renewals):
             try:
                 await asyncio.wait_for(one_request(), 2)
             except Exception as exc:  # noqa: BLE001 — every failure is reported
@@ -226,7 +226,8 @@ async def test_rotation_under_tls_traffic_with_a_citadel_restart(make_citadel, m
     await traffic(2.0)
     assert mgr.renewals == 1
     await make_citadel(min_ttl=1, listen=f"127.0.0.1:{citadel_port}")
-    await traffic(2.7)                            # renewed before the first cert expires (4 s)
+    await traffic(6.0, until_renewals=3)          # renewed before the first cert expires (4 s),
+    await traffic(0.3)                            # then once more on schedule
     server.close()
     await server.wait_closed()
     assert failures == []

@@ -41,6 +41,7 @@ async def test_issues_chain_leaf_first_root_last(citadel):
     resp = await call(citadel, make_csr(KeyType.EC_P256.generate(), ALICE), mint(citadel, ALICE), ttl=7200)
     leaf, root = [x509.load_pem_x509_certificate(p.encode()) for p in resp.cert_chain]
     assert root == citadel.authority.material.signing_cert
+    assert list(resp.root_cert.ca_cert) == list(citadel.authority.bundle.roots)  # Istio's root_cert field
     leaf.verify_directly_issued_by(root)
     assert leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value \
         .get_values_for_type(x509.UniformResourceIdentifier) == [ALICE.uri]

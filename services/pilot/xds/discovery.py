@@ -2,8 +2,9 @@
 
 Owns the current immutable PushContext. `config_update(req)` feeds the debouncer;
 each debounced request rebuilds the PushContext through the injected builder
-(`build(previous, request, version)`, sync or async; on failure the previous one
-stays and pilot_xds_push_context_errors counts it) and enqueues every connection in
+(`build(previous, request, version)`, sync or async, called for EDS-only requests
+too, which must still see the new endpoints; on failure the previous one stays and
+pilot_xds_push_context_errors counts it) and enqueues every connection in
 the PushQueue; `push_concurrency` workers hand each connection its merged request,
 which its stream turns into responses from the then-current PushContext, narrowed
 by `relevance.push_plan`. It is the `XdsHost` the generic `AdsServer` serves.

@@ -15,8 +15,7 @@ class XdsMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.pushes = Counter("pilot_xds_pushes", "xDS responses sent, by type (cds, eds, lds, rds) "
-                              "and send errors (cds_senderr, ...)", ["type"], registry=r)
+        self.pushes = Counter("pilot_xds_pushes", "xDS responses sent, by type (cds, eds, lds, rds)", ["type"], registry=r)
         self.push_time = Histogram("pilot_xds_push_time", "Seconds to generate and send one xDS response, by type",
                                    ["type"], buckets=_PUSH_BUCKETS, registry=r)
         self.convergence = Histogram("pilot_proxy_convergence_time", "Seconds from the first config change of a "

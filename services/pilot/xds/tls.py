@@ -3,7 +3,8 @@
 `server_credentials(source)` requires a client certificate and re-reads
 `source() -> (cert_chain_pem, key_pem, roots_pem)` on every handshake, so rotated
 certificates (citadel's workload cert manager) apply to new connections without a
-restart. `peer_identity(context)` is None on plaintext, else the one SPIFFE URI SAN
+restart (gRPC calls it from its own threads: keep it cheap, e.g. reading the
+current cert of citadel's manager). `peer_identity(context)` is None on plaintext, else the one SPIFFE URI SAN
 of the verified client certificate (PermissionError when there is not exactly one).
 """
 from __future__ import annotations

@@ -128,7 +128,7 @@ class AdsClient:
             self.inbox.put_nowait(exc)
             return
         except asyncio.CancelledError:
-            return
+            pass
         self.inbox.put_nowait(grpc.aio.EOF)
 
     def _with_node(self, req):
@@ -175,6 +175,7 @@ class AdsClient:
     async def close(self) -> None:
         self.call.cancel()
         self._reader.cancel()
+        self.inbox.put_nowait(grpc.aio.EOF)  # wake a pending recv
 
 
 def names_of(resp) -> list[str]:
@@ -213,6 +214,14 @@ class Harness:
             if loop.time() > deadline:
                 raise AssertionError(f"timed out waiting for {what}")
             await asyncio.sleep(0.01)
+
+    async def acked(self, short: str, nonce: str, proxy_index: int = 0) -> None:
+        """Wait until pilot has processed the proxy's ACK of `nonce` (before pushing more)."""
+        def done():
+            entries = self.discovery.syncz()
+            t = entries[proxy_index].type_sync(short) if len(entries) > proxy_index else None
+            return t is not None and t.acked_nonce == nonce
+        await self.wait_for(done, what=f"{short} ACK of {nonce}")
 
     async def close(self) -> None:
         for c in self.clients:

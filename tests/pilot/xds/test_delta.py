@@ -16,6 +16,7 @@ async def test_wildcard_cds_then_removed_cluster_is_reported(xds):
     assert sorted(names_of(first)) == [RATINGS, REVIEWS] and first.system_version_info == "v0"
     assert all(r.version for r in first.resources)
     await c.delta_request(T.CLUSTER, nonce=first.nonce)  # ACK
+    await xds.acked("cds", first.nonce)
     xds.mesh.world.clusters.remove(RATINGS)
     await xds.discovery.push(PushRequest(full=True))
     second = await c.recv()
@@ -31,6 +32,7 @@ async def test_push_with_no_change_sends_nothing(xds):
     await c.delta_request(T.CLUSTER)
     first = await c.recv()
     await c.delta_request(T.CLUSTER, nonce=first.nonce)
+    await xds.acked("cds", first.nonce)
     await xds.discovery.push(PushRequest(full=True))
     await c.expect_nothing()
 
@@ -73,6 +75,7 @@ async def test_delta_nack_is_recorded_and_counted(xds):
     await c.delta_request(T.LISTENER)
     first = await c.recv()
     await c.delta_request(T.LISTENER, nonce=first.nonce)
+    await xds.acked("lds", first.nonce)
     xds.mesh.world.listeners.append("broken")
     await xds.discovery.push(PushRequest(full=True, reasons=((Reason.CONFIG, 1),)))
     second = await c.recv()

@@ -6,7 +6,9 @@ import asyncio
 from isthmus.pilot.push.request import PushRequest, Reason
 from isthmus.pilot.xds import typeurls as T
 from isthmus.shared.config.resource import ResourceKey
-from tests.pilot.xds.harness import make_node, names_of
+from isthmus.pilot.xds.connection import PushEvent
+from isthmus.pilot.xds.server import deliver
+from tests.pilot.xds.harness import make_node, names_of, start_harness
 
 REVIEWS = "outbound|9080||reviews.default.svc.cluster.local"
 RATINGS = "outbound|9080||ratings.default.svc.cluster.local"
@@ -104,21 +106,26 @@ async def test_push_context_failure_keeps_previous(xds):
     await c.expect_nothing()
 
 
-async def test_pushes_to_a_busy_connection_are_merged(xds):
-    """While a connection is being pushed to, later requests merge into one."""
-    c = xds.client()
-    await c.request(T.ENDPOINT, [REVIEWS, RATINGS])
-    await c.recv()
-    con = xds.discovery.connections()[0]
-    xds.discovery.queue._processing[con] = None  # pretend a worker holds it
-    for host in ("reviews", "ratings"):
-        xds.discovery.queue.enqueue(con, PushRequest(full=False, eds_hosts=frozenset({f"{host}.default.svc.cluster.local"})))
-    merged = xds.discovery.queue._processing[con]
-    assert merged.eds_hosts == {"reviews.default.svc.cluster.local", "ratings.default.svc.cluster.local"}
-    xds.discovery.queue.mark_done(con)
-    eds = await c.recv()
-    assert sorted(names_of(eds)) == sorted([REVIEWS, RATINGS])
-    await c.expect_nothing()
+async def test_queued_pushes_to_one_connection_are_merged():
+    """Requests for a connection still waiting in the queue merge into one push."""
+    h = await start_harness(push_concurrency=0)  # no workers: this test plays the worker
+    try:
+        c = h.client()
+        await c.request(T.ENDPOINT, [REVIEWS, RATINGS])
+        await c.recv()
+        for host in ("reviews", "ratings"):
+            await h.discovery.push(PushRequest(full=False, eds_hosts=frozenset({f"{host}.default.svc.cluster.local"})))
+        con = h.discovery.connections()[0]
+        assert len(h.discovery.queue) == 1
+        assert h.discovery.queue.pending(con).eds_hosts == {"reviews.default.svc.cluster.local",
+                                                            "ratings.default.svc.cluster.local"}
+        key, req = await h.discovery.queue.dequeue()
+        assert deliver(key, PushEvent(req, h.discovery.push_context, asyncio.get_running_loop().create_future()))
+        eds = await c.recv()
+        assert sorted(names_of(eds)) == sorted([REVIEWS, RATINGS])
+        await c.expect_nothing()
+    finally:
+        await h.close()
 
 
 async def test_push_reaches_late_subscriber_with_current_version(xds):

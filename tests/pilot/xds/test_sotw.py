@@ -35,6 +35,13 @@ async def test_cds_then_eds_then_ack(xds):
     assert xds.metrics.value("pilot_xds") == 1
 
 
+async def test_subscribed_names_are_answered_even_when_nothing_exists(xds):
+    c = xds.client()
+    await c.request(T.ROUTE, ["no-such-route"])
+    rds = await c.recv()  # an empty response, not silence: Envoy must not stall on it
+    assert rds.type_url == T.ROUTE and list(rds.resources) == [] and rds.nonce
+
+
 async def test_named_type_with_no_names_is_not_answered_and_wildcard_star(xds):
     c = xds.client()
     await c.request(T.ROUTE, [])
@@ -49,6 +56,7 @@ async def test_nack_keeps_last_good_is_recorded_and_not_resent(xds):
     await c.request(T.CLUSTER)
     first = await c.recv()
     await c.ack(first)
+    await xds.acked("cds", first.nonce)
     xds.mesh.world.clusters.append("outbound|80||bad.default.svc.cluster.local")
     await xds.discovery.push(PushRequest(full=True))
     second = await c.recv()
