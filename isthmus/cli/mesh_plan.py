@@ -79,9 +79,9 @@ def build_plan(opts: UpOptions) -> Plan:
         comps.append(Component(
             name="citadel",
             argv=(*exe, "citadel", "--listen", f"127.0.0.1:{opts.citadel_port}",
-                  "--monitoring-port", str(opts.citadel_monitoring_port), "--data-dir", str(opts.run_dir / "citadel")),
+                  "--monitoring", f"127.0.0.1:{opts.citadel_monitoring_port}", "--data-dir", str(opts.run_dir / "citadel")),
             ports=(opts.citadel_port, opts.citadel_monitoring_port),
-            ready_port=opts.citadel_port,
+            ready_url=f"http://127.0.0.1:{opts.citadel_monitoring_port}/healthz/ready",
             urls={"CA (gRPC)": f"127.0.0.1:{opts.citadel_port}",
                   "metrics": f"http://127.0.0.1:{opts.citadel_monitoring_port}/metrics"},
             address=f"127.0.0.1:{opts.citadel_port}",

@@ -59,15 +59,14 @@ def _issuer(text: str):
 @click.option("--max-ttl", type=Duration(), default="90d", show_default=True)
 @click.option("--trusted-issuer", "trusted_issuers", multiple=True,
               help="Also accept tokens from ISSUER, verified with JWKS_URL_OR_FILE (ISSUER=JWKS); repeatable.")
-@click.option("--monitoring-addr", default="127.0.0.1", show_default=True)
-@click.option("--monitoring-port", type=int, default=15014, show_default=True,
-              help="Prometheus /metrics port; 0 disables.")
+@click.option("--monitoring", default="127.0.0.1:15014", show_default=True,
+              help="HTTP /metrics and /healthz/ready address (ADDR:PORT; port 0 disables).")
 @click.option("--reload-interval", type=float, default=5.0, show_default=True,
               help="Seconds between checks for changed CA files (root rotation, new plug-in certs).")
 @click.option("--log-level", default=None)
 def citadel(listen: str, mtls_listen: str | None, data_dir: Path, trust_domain: str | None, key_type: str,
             cacerts: Path | None, default_ttl: int, min_ttl: int, max_ttl: int, trusted_issuers: tuple[str, ...],
-            monitoring_addr: str, monitoring_port: int, reload_interval: float, log_level: str | None) -> None:
+            monitoring: str, reload_interval: float, log_level: str | None) -> None:
     """Run the mesh CA: Istio's IstioCertificateService, trust bundle, health, metrics."""
     from isthmus.citadel.app import CitadelConfig
     from isthmus.citadel.pki.keys import KeyType
@@ -79,15 +78,17 @@ def citadel(listen: str, mtls_listen: str | None, data_dir: Path, trust_domain: 
                            min_ttl=min_ttl, max_ttl=max_ttl, reload_interval=reload_interval,
                            external_issuers=tuple(_issuer(t) for t in trusted_issuers))
     try:
+        from isthmus.shared.service.grpcserver import split_address
+
+        monitoring_addr, monitoring_port = split_address(monitoring, 15014)
         asyncio.run(_serve(config, monitoring_addr, monitoring_port))
     except (ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
 async def _serve(config, monitoring_addr: str, monitoring_port: int) -> None:
-    from prometheus_client import start_http_server
-
     from isthmus.citadel.app import CitadelApp
+    from isthmus.shared.service.monitoring import start_monitoring
     from isthmus.shared.logging import get_logger
 
     log = get_logger("isthmus.citadel")
@@ -95,8 +96,8 @@ async def _serve(config, monitoring_addr: str, monitoring_port: int) -> None:
     await app.start()
     http = None
     if monitoring_port:
-        http, _ = start_http_server(monitoring_port, monitoring_addr, registry=app.metrics.registry)
-        log.info("metrics serving", url=f"http://{monitoring_addr}:{http.server_port}/metrics")
+        http = await start_monitoring(monitoring_addr, monitoring_port, app.metrics.registry)
+        log.info("metrics serving", url=f"http://{monitoring_addr}:{monitoring_port}/metrics")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -106,8 +107,7 @@ async def _serve(config, monitoring_addr: str, monitoring_port: int) -> None:
     log.info("citadel stopping")
     await app.stop(grace=5.0)
     if http is not None:
-        http.shutdown()
-        http.server_close()
+        await http.cleanup()
 
 
 @click.group()

@@ -47,7 +47,7 @@ def wait_serving(port: int, proc: subprocess.Popen, timeout: float = 15) -> None
 
 def start(data_dir: Path, port: int, metrics_port: int) -> subprocess.Popen:
     proc = subprocess.Popen([ISTHMUS, "citadel", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}",
-                             "--monitoring-port", str(metrics_port)],
+                             "--monitoring", f"127.0.0.1:{metrics_port}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "ISTHMUS_LOG_FORMAT": "json"})
     wait_serving(port, proc)

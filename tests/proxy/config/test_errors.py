@@ -68,8 +68,6 @@ def test_nested_unsupported_fields_carry_the_full_path():
     assert refused(compile_route_configuration, tracing_route).field_path == "virtual_hosts[0].routes[0].tracing"
     rate_limited = route_configuration([vhost("a", ["*"], [{"match": {"prefix": "/"}, "route": {"cluster": "c", "rate_limits": [{"actions": [{"remote_address": {}}]}]}}])])
     assert refused(compile_route_configuration, rate_limited).field_path == "virtual_hosts[0].routes[0].route.rate_limits"
-    scoped = listener([chain("a", filter_config={**hcm(), "xff_num_trusted_hops": 1, "local_reply_config": {}})])
-    # local_reply_config is empty (unset) so only set fields count; add a real one:
     scoped = listener([chain("a", filter_config={**hcm(), "local_reply_config": {"mappers": [{"filter": {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": 503, "runtime_key": "k"}}}}}]}})])
     assert refused(compile_listener, scoped).field_path == "filter_chains[0].filters[0].typed_config.local_reply_config"
     hc = cluster({"type": "STATIC", "health_checks": [{"timeout": "1s", "interval": "1s", "tcp_health_check": {}}]})
