@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "token": "isthmus.citadel.main:token",
     "cert": "isthmus.citadel.main:cert",
     "bootstrap": "isthmus.proxy.bootstrap:bootstrap",
+    "proxy": "isthmus.proxy.agent:proxy",
     "pilot": "isthmus.pilot.main:pilot",
     "proxy-status": "isthmus.cli.pilot_cmds:proxy_status",
     "proxy-config": "isthmus.cli.pilot_cmds:proxy_config",

@@ -77,6 +77,8 @@ class UpstreamHttpConfig:
     max_concurrent_streams: int = 2147483647
     initial_stream_window_size: int = 268435456
     initial_connection_window_size: int = 268435456
+    hpack_table_size: int = 4096
+    enable_trailers: bool = False  # HTTP/1.1: proxy trailers upstream
     auto_sni: bool = False  # SNI from the (rewritten) Host header
     auto_san_validation: bool = False  # verify the server cert against that host
     override_auto_sni_header: str = ""
@@ -159,20 +161,18 @@ def _upstream_http(c: C, where: Where) -> UpstreamHttpConfig:
     msg = unpack(options[HTTP_OPTIONS_KEY], w, {hpo_pb2.HttpProtocolOptions.DESCRIPTOR.full_name: hpo_pb2.HttpProtocolOptions})
     HTTP_OPTIONS.check(msg, w)
     which = msg.WhichOneof("upstream_protocol_options")
-    h2 = protocol_pb2.Http2ProtocolOptions()
     if which == "explicit_http_config":
         e = msg.explicit_http_config
         EXPLICIT.check(e, w.at(which))
         proto = "http2" if e.HasField("http2_protocol_options") else "http1"
-        UPSTREAM_HTTP1.check(e.http_protocol_options, w.at(which).at("http_protocol_options"))
-        h2 = e.http2_protocol_options
+        h1, h2 = e.http_protocol_options, e.http2_protocol_options
     elif which == "use_downstream_protocol_config":
         d = msg.use_downstream_protocol_config
         DOWNSTREAM.check(d, w.at(which))
-        UPSTREAM_HTTP1.check(d.http_protocol_options, w.at(which).at("http_protocol_options"))
-        proto, h2 = "downstream", d.http2_protocol_options
+        proto, h1, h2 = "downstream", d.http_protocol_options, d.http2_protocol_options
     else:
         raise w.unsupported("set explicit_http_config or use_downstream_protocol_config (auto_config is not supported)")
+    UPSTREAM_HTTP1.check(h1, w.at(which).at("http_protocol_options"))
     UPSTREAM_HTTP2.check(h2, w.at(which).at("http2_protocol_options"))
     common, up = msg.common_http_protocol_options, msg.upstream_http_protocol_options
     COMMON_HTTP.check(common, w.at("common_http_protocol_options"))
@@ -187,6 +187,8 @@ def _upstream_http(c: C, where: Where) -> UpstreamHttpConfig:
         max_concurrent_streams=wrapped(h2, "max_concurrent_streams", 2147483647),
         initial_stream_window_size=wrapped(h2, "initial_stream_window_size", 268435456),
         initial_connection_window_size=wrapped(h2, "initial_connection_window_size", 268435456),
+        hpack_table_size=wrapped(h2, "hpack_table_size", 4096),
+        enable_trailers=h1.enable_trailers,
         auto_sni=up.auto_sni,
         auto_san_validation=up.auto_san_validation,
         override_auto_sni_header=up.override_auto_sni_header.lower(),

@@ -38,8 +38,9 @@ class EndpointConfig:
     weight: int = 1
     health: str = "unknown"  # unknown | healthy | unhealthy | draining | timeout | degraded
     hostname: str = ""
-    metadata: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: EMPTY)
-    transport_socket_match: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    # Metadata is left out of eq/hash so endpoints can key per-host state (outlier, LB).
+    metadata: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: EMPTY, compare=False)
+    transport_socket_match: Mapping[str, Any] = field(default_factory=lambda: EMPTY, compare=False)
     workload: str = ""
 
     @property

@@ -180,11 +180,14 @@ def _build(entries: list[tuple[FilterChainMatchConfig, Any, int]], level: int, w
 class ChainSelector:
     """`select(connection)` → the chain object Envoy would pick, or None."""
 
-    __slots__ = ("_root",)
+    __slots__ = ("_root", "uses_ips")
 
     def __init__(self, chains: Sequence[tuple[FilterChainMatchConfig, Any]], where: Where) -> None:
         entries = [(m, chain, i) for i, (m, chain) in enumerate(chains)]
         self._root = _build(entries, 0, where) if entries else None
+        # Only parse connection addresses when some chain matches on them.
+        self.uses_ips = any(m.prefix_ranges or m.direct_source_prefix_ranges or m.source_prefix_ranges
+                            or m.source_type != "any" for m, _ in chains)
 
     def select(self, c: Connection):
         node = self._root
@@ -195,9 +198,11 @@ class ChainSelector:
         return node
 
 
-def parse_ip(value: str | None) -> IPAddress | None:
+def parse_ip(value: "str | IPAddress | None") -> IPAddress | None:
     if not value:
         return None
+    if not isinstance(value, str):
+        return value
     try:
         return ipaddress.ip_address(value.strip("[]"))
     except ValueError:

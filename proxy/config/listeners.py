@@ -21,7 +21,7 @@ from isthmus.proxy.config.access_log import AccessLogConfig, access_logs
 from isthmus.proxy.config.common import Address, address, by_name, opt_seconds, timeout, unpack, wrapped
 from isthmus.proxy.config.errors import Fields, Where
 from isthmus.proxy.config.filter_chain_match import (
-    ChainSelector, Connection, FilterChainMatchConfig, compile_chain_match, parse_ip,
+    ChainSelector, Connection, FilterChainMatchConfig, IPAddress, compile_chain_match, parse_ip,
 )
 from isthmus.proxy.config.network_filters import (
     HttpConnectionManagerConfig, NetworkFilterConfig, TcpProxyConfig, network_filters,
@@ -108,14 +108,17 @@ class ListenerConfig:
         return self.filter_chains + ((self.default_filter_chain,) if self.default_filter_chain else ())
 
     def select_chain(self, dest_port: int | None = None, server_name: str = "", transport_protocol: str = "raw_buffer",
-                     alpn: tuple[str, ...] = (), source_ip: str | None = None, *, dest_ip: str | None = None,
+                     alpn: tuple[str, ...] = (), source_ip: str | IPAddress | None = None, *,
+                     dest_ip: str | IPAddress | None = None,
                      source_port: int = 0) -> FilterChainConfig | None:
         """The chain Envoy picks for a connection, else default_filter_chain, else None (close)."""
         chain = None
-        if self._selector is not None:
-            conn = Connection(dest_port, parse_ip(dest_ip), server_name.lower(), transport_protocol, tuple(alpn),
-                              parse_ip(source_ip), source_port)
-            chain = self._selector.select(conn)
+        selector = self._selector
+        if selector is not None:
+            ips = selector.uses_ips
+            conn = Connection(dest_port, parse_ip(dest_ip) if ips else None, server_name.lower(), transport_protocol,
+                              tuple(alpn), parse_ip(source_ip) if ips else None, source_port)
+            chain = selector.select(conn)
         return chain if chain is not None else self.default_filter_chain
 
 

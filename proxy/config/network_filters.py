@@ -44,8 +44,9 @@ COMMON_HTTP = Fields(protocol_pb2.HttpProtocolOptions, {
 })
 HTTP1 = Fields(protocol_pb2.Http1ProtocolOptions, {
     "allow_absolute_url", "accept_http_10", "default_host_for_http_10", "enable_trailers", "allow_chunked_length",
-    "override_stream_error_on_invalid_http_message", "send_fully_qualified_url",
-}, {"use_balsa_parser": "parser choice of Envoy's C++ codec"})
+    "override_stream_error_on_invalid_http_message",
+}, {"use_balsa_parser": "parser choice of Envoy's C++ codec",
+    "send_fully_qualified_url": "applies to upstream connections only; no effect on a listener"})
 HTTP2 = Fields(protocol_pb2.Http2ProtocolOptions, {
     "hpack_table_size", "max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size",
     "stream_error_on_invalid_http_messaging", "override_stream_error_on_invalid_http_message",
@@ -135,7 +136,9 @@ class HttpConnectionManagerConfig:
     path_with_escaped_slashes_action: str = "keep_unchanged"
     strip_port_mode: str = "none"  # none | matching (the listener's port) | any
     strip_trailing_host_dot: bool = False
-    stream_error_on_invalid_http_message: bool = False
+    stream_error_on_invalid_http_message: bool = False  # reset only the stream (not the connection) on bad input
+    http1_stream_error_on_invalid_message: bool = False  # the above, with the HTTP/1 override applied
+    http2_stream_error_on_invalid_message: bool = False  # the above, with the HTTP/2 settings applied
     # HTTP/1.1 (http_protocol_options)
     allow_absolute_url: bool = False
     accept_http_10: bool = False
@@ -206,8 +209,6 @@ def http_connection_manager(msg: H, where: Where) -> HttpConnectionManagerConfig
     COMMON_HTTP.check(common, cw)
     h1 = msg.http_protocol_options
     HTTP1.check(h1, where.at("http_protocol_options"))
-    if h1.HasField("header_key_format"):
-        raise where.at("http_protocol_options").at("header_key_format").unsupported("header case preservation is not supported")
     h2 = msg.http2_protocol_options
     HTTP2.check(h2, where.at("http2_protocol_options"))
     xfcc = msg.set_current_client_cert_details
@@ -217,6 +218,8 @@ def http_connection_manager(msg: H, where: Where) -> HttpConnectionManagerConfig
         UPGRADE.check(u, where.at("upgrade_configs").idx(i))
         upgrades.append((u.upgrade_type.lower(), wrapped(u, "enabled", True)))
     strip = msg.WhichOneof("strip_port_mode")
+    stream_error = wrapped(msg, "stream_error_on_invalid_http_message", False)
+    h2_stream_error = wrapped(h2, "override_stream_error_on_invalid_http_message", h2.stream_error_on_invalid_http_messaging or stream_error)
     return HttpConnectionManagerConfig(
         stat_prefix=msg.stat_prefix,
         codec_type=CODECS[msg.codec_type],
@@ -260,7 +263,9 @@ def http_connection_manager(msg: H, where: Where) -> HttpConnectionManagerConfig
         strip_port_mode={"strip_matching_host_port": "matching", "strip_any_host_port": "any"}.get(strip or "", "none")
         if (strip and getattr(msg, strip)) else "none",
         strip_trailing_host_dot=msg.strip_trailing_host_dot,
-        stream_error_on_invalid_http_message=wrapped(msg, "stream_error_on_invalid_http_message", False),
+        stream_error_on_invalid_http_message=stream_error,
+        http1_stream_error_on_invalid_message=wrapped(h1, "override_stream_error_on_invalid_http_message", stream_error),
+        http2_stream_error_on_invalid_message=h2_stream_error,
         allow_absolute_url=wrapped(h1, "allow_absolute_url", False),
         accept_http_10=h1.accept_http_10,
         default_host_for_http_10=h1.default_host_for_http_10,

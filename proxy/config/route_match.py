@@ -1,16 +1,15 @@
 """RouteMatch → one compiled predicate over a `RequestView`, as Envoy matches routes.
 
-Path first (prefix on the path; exact path, RE2 regex and path_separated_prefix on the
-path without query; `case_sensitive` for all but regex), then headers (pseudo-headers
+Path first (prefix, exact path, RE2 regex and path_separated_prefix, all on the path
+without query or fragment; `case_sensitive` for all but regex), then headers (pseudo-headers
 `:authority`, `:method`, `:path`, `:scheme` included), query parameters (first value,
-percent-decoded), gRPC content type, and the runtime fraction against the request's
-random value. Everything is decided at compile time; matching parses nothing twice.
+not percent-decoded, as Envoy's parseQueryString), gRPC content type, and the runtime
+fraction against the request's random value. Decided at compile time; nothing re-parsed.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable
-from urllib.parse import unquote
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 
@@ -62,7 +61,7 @@ class RequestView:
             out: dict[str, str] = {}
             for part in self.query.split("&") if self.query else ():
                 key, _, value = part.partition("=")
-                out.setdefault(unquote(key), unquote(value))
+                out.setdefault(key, value)
             self._params = out
         return self._params
 
@@ -102,12 +101,7 @@ def _path_predicate(msg: rc.RouteMatch, where: Where, sensitive: bool) -> tuple[
     which = msg.WhichOneof("path_specifier")
     if which == "prefix":
         p = msg.prefix
-        if "?" in p:  # Envoy matches the prefix against the whole :path
-            return "prefix", p, (lambda r: r.header(":path").startswith(p)) if sensitive else \
-                (lambda r: r.header(":path").lower().startswith(p.lower()))
-        if p in ("", "/"):
-            return "prefix", p, lambda r: r.path.startswith(p)
-        if sensitive:
+        if sensitive or p in ("", "/"):
             return "prefix", p, lambda r: r.path.startswith(p)
         low = p.lower()
         return "prefix", p, lambda r: r.path.lower().startswith(low)

@@ -4,8 +4,8 @@ httptools from buffering an unbounded or byte-by-byte header line.
 
 httptools (llhttp) calls back with complete header lines but concatenates a line
 that arrives in many pieces itself, and it has no size limits. So while a head is
-being read, bytes without a newline are held here (in a bytearray, linear) and fed
-once the line ends, and the raw bytes of a head are capped a little above the
+being read, the pieces of a line after its first are held here (in a bytearray,
+linear) and fed once the line ends, and the raw bytes of a head are capped a little above the
 header limit (431). Envoy's exact limits (name+value bytes, header count) are
 checked once the head is complete. Elsewhere (bodies, trailers, chunk
 extensions) a counter of bytes fed without any parser callback bounds what
@@ -81,7 +81,7 @@ class Http1Base:
     Subclasses provide the parser and the message callbacks."""
 
     __slots__ = ("_parser", "_limits", "_max_bytes", "_max_count", "_max_raw", "_events",
-                 "_headers", "_hsize", "_in_head", "_held", "_head_raw", "_quiet",
+                 "_headers", "_hsize", "_in_head", "_held", "_line_open", "_head_raw", "_quiet",
                  "_send_mode", "_send_left", "_error")
 
     def __init__(self, limits: Http1Limits) -> None:
@@ -95,6 +95,7 @@ class Http1Base:
         self._hsize = 0
         self._in_head = True       # between messages or inside a head
         self._held = bytearray()   # head bytes not yet fed: no newline seen
+        self._line_open = False    # the parser holds part of a head line
         self._head_raw = 0         # bytes received while inside the current head
         self._quiet = 0            # bytes fed since the parser last called back
         self._send_mode = NO_BODY
@@ -120,20 +121,23 @@ class Http1Base:
         self._quiet = 0
 
     def _guard(self, data: bytes) -> bytes | None:
-        """Bytes to feed now, or None while a head line is still incomplete."""
+        """Bytes to feed now, or None while a head line is still incomplete. The
+        first piece of a line is fed (so garbage fails fast); later pieces wait
+        for the newline, and httptools joins each line at most twice."""
         if self._in_head:
             self._head_raw += len(data)
-            if self._head_raw > self._max_raw:
-                raise Reject(431, "headers size exceeds limit")
             if self._held:
                 self._held += data
                 if b"\n" not in data:
+                    if self._head_raw > self._max_raw:
+                        raise Reject(431, "headers size exceeds limit")
                     return None
                 data = bytes(self._held)
                 self._held.clear()
-            elif b"\n" not in data:
+            elif self._line_open and b"\n" not in data:
                 self._held += data
                 return None
+            self._line_open = data[-1] != 10  # ends mid-line
             return data
         self._quiet += len(data)
         return data

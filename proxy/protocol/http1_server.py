@@ -340,17 +340,15 @@ class Http1ServerConnection(Http1Base):
     def send_response_head_and_body(self, status: int, headers: Headers,
                                     body: bytes = b"") -> bytes:
         """A whole response as one bytes object (local replies, small bodies)."""
-        head = self._head(status, headers, True, len(body))
-        if not body or self._send_mode == NO_BODY:
-            return head
-        return head + body
+        return self._head(status, headers, True, body)
 
     def send_continue(self) -> bytes:
         """``100 Continue`` for a request that had ``Expect: 100-continue``."""
         return CONTINUE_100
 
     def _head(self, status: int, headers: Headers, end_stream: bool,
-              body_len: int | None) -> bytes:
+              body: bytes | None) -> bytes:
+        """Response head (+ the whole ``body`` when given: the fast path)."""
         if not self._pending:
             raise LocalProtocolError("response without a request")
         sid, is_head, keep_alive, http10, upgrade = self._pending[0]
@@ -368,6 +366,7 @@ class Http1ServerConnection(Http1Base):
                 continue
             parts += (name, b": ", value, b"\r\n")
         left = 0
+        body_len = None if body is None else len(body)
         if status == 101 or (upgrade == b"connect" and 200 <= status < 300):
             if upgrade is None:
                 raise LocalProtocolError("101 for a request that did not ask to upgrade")
@@ -402,8 +401,11 @@ class Http1ServerConnection(Http1Base):
                 parts.append(b"connection: keep-alive\r\n")
             self._send_keep = keep
         parts.append(b"\r\n")
+        if mode == FIXED and body:
+            parts.append(body)
+            left = 0
         self._send_mode = mode
-        self._send_left = left if body_len is None else 0
+        self._send_left = left
         self._send_sid = sid
         if mode == TUNNEL:
             self._pending.popleft()

@@ -25,6 +25,7 @@ __all__ = [
     "ResourceManager",
     "ClusterCircuitBreakers",
     "OVERFLOW_STAT",
+    "UPSTREAM_OVERFLOW",
 ]
 
 
@@ -68,6 +69,7 @@ _REMAINING_GAUGE = {
 }
 
 UNLIMITED = 2**63 - 1
+UPSTREAM_OVERFLOW = "UO"  # response flag when a breaker refuses a request (503)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

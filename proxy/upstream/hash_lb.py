@@ -10,6 +10,9 @@ excluded hosts the ring walks to the next entry and Maglev perturbs the hash.
 Ring: each host gets ≈ weight-proportional entries, `scale = min(ceil(min_w ×
 minimum_ring_size) / min_w, maximum_ring_size)` over normalized weights, entry i
 hashed from `"<key>_<i>"`; lookup is the first entry clockwise (bisect, O(log n)).
+As in Envoy, the entries per host grow as hosts leave, so removing one of N hosts
+moves its ~1/N of keys plus up to ~1/N more among the others; Maglev moves almost
+only the removed host's keys.
 Maglev: a prime `table_size` (65537) filled by each host's (offset, skip) permutation,
 offset = XXH64(key, seed 0) % M, skip = XXH64(key, seed 1) % (M − 1) + 1, hosts taking
 turns in proportion to weight (Envoy's weighted variant); lookup is `table[hash % M]`.

@@ -26,6 +26,7 @@ from typing import Protocol
 from .endpoints import Host, HostSet
 
 __all__ = [
+    "NO_HEALTHY_UPSTREAM",
     "ChooseContext",
     "LoadBalancer",
     "PriorityLoad",
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 Picker = Callable[[int, int], Host]
+
+NO_HEALTHY_UPSTREAM = "UH"  # response flag when choose() returns None (503)
 
 # Above this many slots (sum of gcd-reduced weights) the weighted round robin runs a live
 # EDF heap instead of a precomputed sequence.

@@ -24,10 +24,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Hashable
-from typing import Union
 
 from .circuit import Resource, ResourceManager
 from .endpoints import Host
+from .pool_events import (
+    Action, Assign, CloseConnection, ConnectFailed, ConnectionClosed, ConnectionReady, DrainAll, Event,
+    FailRequest, FailureReason, GoAway, IdleTick, OpenConnection, PeerSettings, RequestArrived,
+    RequestCancelled, RequestFinished,
+)
 
 __all__ = [
     "PoolProtocol", "PoolSettings", "FailureReason", "ConnState",
@@ -61,114 +65,10 @@ class PoolSettings:
         return 1 if self.protocol is PoolProtocol.HTTP1 else self.max_concurrent_streams
 
 
-class FailureReason(enum.Enum):
-    OVERFLOW = "overflow"  # circuit breaker: 503, response flag UO
-    CONNECTION_FAILURE = "connection_failure"  # connect failed: 503, UF
-    CONNECT_TIMEOUT = "connect_timeout"  # connect timed out: 503, UF
-    CONNECTION_TERMINATION = "connection_termination"  # closed under the request: 503, UC
-
-
 class ConnState(enum.Enum):
     CONNECTING = "connecting"
     READY = "ready"  # accepts new streams while below its limits
     DRAINING = "draining"  # no new streams; closed when the last one ends
-
-
-# -- events (in) ------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True, slots=True)
-class RequestArrived:
-    request: Hashable
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RequestCancelled:
-    """The downstream gave up (reset, timeout) while queued or in flight."""
-
-    request: Hashable
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RequestFinished:
-    """The stream ended; `close_connection` when it may not carry another request
-    (HTTP/1.1 `Connection: close`, a response not read to the end, ...)."""
-
-    request: Hashable
-    close_connection: bool = False
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ConnectionReady:
-    """Connected (TLS and, for HTTP/2, the peer's first SETTINGS included)."""
-
-    connection: int
-    max_concurrent_streams: int | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ConnectFailed:
-    connection: int
-    timeout: bool = False
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ConnectionClosed:
-    """An established connection closed under us (peer close, reset, protocol error)."""
-
-    connection: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class GoAway:
-    """HTTP/2 GOAWAY (or HTTP/1.1 `Connection: close` announced): drain it."""
-
-    connection: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PeerSettings:
-    connection: int
-    max_concurrent_streams: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class IdleTick:
-    pass
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DrainAll:
-    """The host became unavailable (or is being removed): stop reusing connections."""
-
-
-Event = Union[RequestArrived, RequestCancelled, RequestFinished, ConnectionReady, ConnectFailed,
-              ConnectionClosed, GoAway, PeerSettings, IdleTick, DrainAll]
-
-
-# -- actions (out) ----------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True, slots=True)
-class OpenConnection:
-    connection: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Assign:
-    request: Hashable
-    connection: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CloseConnection:
-    connection: int
-    reason: str  # idle_timeout | drained | excess | connection_close
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class FailRequest:
-    request: Hashable
-    reason: FailureReason
-
-
-Action = Union[OpenConnection, Assign, CloseConnection, FailRequest]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ import pkgutil
 import pytest
 
 from envoy.config.listener.v3 import listener_pb2
-from envoy.extensions.filters.http.fault.v3 import fault_pb2  # noqa: F401
 
 import isthmus.proxy.config as config_pkg
 from isthmus.proxy.config.clusters import compile_cluster

@@ -54,10 +54,13 @@ def test_chunked_request_with_trailers(piece):
     assert events[1:] == [Data(1, b"hello world", False), Trailers(1, [(b"x-checksum", b"42")])]
 
 
-def test_chunked_request_without_trailers_ends_with_empty_data():
-    wire = b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
-    events = Http1ServerConnection().receive_data(wire)
-    assert events[1:] == [Data(1, b"abc", False), Data(1, b"", True)]
+def test_chunked_request_end_rides_on_last_data_or_empty_data():
+    head = b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+    events = Http1ServerConnection().receive_data(head + b"3\r\nabc\r\n0\r\n\r\n")
+    assert events[1:] == [Data(1, b"abc", True)]  # same receive_data: flag merged
+    conn = Http1ServerConnection()
+    conn.receive_data(head + b"3\r\nabc\r\n")
+    assert conn.receive_data(b"0\r\n\r\n") == [Data(1, b"", True)]
 
 
 def test_absolute_form_sets_authority_and_origin_form_target():

@@ -41,14 +41,24 @@ class H2Pair:
                  server: Http2ServerConnection | None = None) -> None:
         self.client = client or Http2ClientConnection()
         self.server = server or Http2ServerConnection()
+        self._to_server = b""
+        self._to_client = b""
         self.pump()
+
+    def client_sends(self, event: Event) -> None:
+        """``client.send(event)``, its bytes delivered by the next `pump()`."""
+        self._to_server += self.client.send(event)
+
+    def server_sends(self, event: Event) -> None:
+        self._to_client += self.server.send(event)
 
     def pump(self) -> tuple[list[Event], list[Event]]:
         client_events: list[Event] = []
         server_events: list[Event] = []
         while True:
-            to_server = self.client.data_to_send()
-            to_client = self.server.data_to_send()
+            to_server = self._to_server + self.client.data_to_send()
+            to_client = self._to_client + self.server.data_to_send()
+            self._to_server = self._to_client = b""
             if not to_server and not to_client:
                 return client_events, server_events
             if to_server:

@@ -1,0 +1,116 @@
+"""Pilot wired together: galley watch → PushRequests → DiscoveryServer → ADS.
+
+A thin shell: it owns the current config snapshot and mesh config, turns config
+changes into PushRequests (EDS-only when only endpoints changed), and builds the
+PushContext the discovery server asks for. Auto-registration hooks into proxy
+connect/disconnect.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from isthmus.galley.client import AsyncGalleyClient
+from isthmus.pilot.autoregister import AutoRegistration
+from isthmus.pilot.configsource import GalleyConfigSource
+from isthmus.pilot.model.mesh import MeshConfig
+from isthmus.pilot.model.proxy import Proxy
+from isthmus.pilot.model.push_context import ConfigSnapshot, PushContext
+from isthmus.pilot.model.registry import RegistrySnapshot, build_service_entry_registry
+from isthmus.pilot.push.debounce import DebounceSettings
+from isthmus.pilot.push.request import PushRequest, Reason
+from isthmus.pilot.xds.discovery import DiscoveryServer
+from isthmus.pilot.xds.metrics import XdsMetrics
+from isthmus.shared.config.resource import Resource, ResourceKey
+from isthmus.shared.logging import get_logger
+
+log = get_logger("pilot")
+
+ENDPOINT_KINDS = {"WorkloadEntry"}
+
+
+@dataclass(frozen=True)
+class PilotConfig:
+    galley: str
+    mesh: MeshConfig
+    debounce: DebounceSettings
+    workload_entry_grace: float = 10.0
+
+
+def _service_shape(reg: RegistrySnapshot) -> tuple:
+    return tuple(sorted((s.hostname, s.namespace, s.ports, s.resolution.value, s.addresses) for s in reg.service_list))
+
+
+def classify_change(
+    old: RegistrySnapshot | None, new: RegistrySnapshot, changed: frozenset[ResourceKey]
+) -> PushRequest:
+    """Full push unless only WorkloadEntries changed and no service changed shape:
+    then an EDS-only push naming the hosts whose endpoints changed (pure)."""
+    if old is None or not changed or any(k.kind not in ENDPOINT_KINDS for k in changed):
+        return PushRequest(full=True, configs_updated=changed, reasons=((Reason.CONFIG, max(1, len(changed))),))
+    if _service_shape(old) != _service_shape(new):
+        return PushRequest(full=True, configs_updated=changed, reasons=((Reason.SERVICE, len(changed)),))
+    hosts = frozenset(
+        h for h in set(old.by_host) | set(new.by_host) if old.by_host.get(h, ()) != new.by_host.get(h, ())
+    )
+    return PushRequest(full=False, configs_updated=changed, reasons=((Reason.ENDPOINT, len(changed)),), eds_hosts=hosts)
+
+
+class Pilot:
+    def __init__(self, config: PilotConfig, metrics: XdsMetrics):
+        self.config = config
+        self.revision = 0
+        self.objects: dict[ResourceKey, Resource] = {}
+        self._registry: RegistrySnapshot | None = None
+        self.galley_client = AsyncGalleyClient(config.galley)
+        self.autoreg = AutoRegistration(self.galley_client, grace_period=config.workload_entry_grace)
+        self.discovery = DiscoveryServer(
+            self.build_push_context,
+            debounce=config.debounce,
+            metrics=metrics,
+            trust_domain=config.mesh.trust_domain,
+            on_proxy_connected=self._connected,
+            on_proxy_disconnected=self._disconnected,
+        )
+        self.source = GalleyConfigSource(config.galley, self._on_config)
+
+    def build_push_context(self, previous: PushContext | None, req: PushRequest, version: str) -> PushContext:
+        snapshot = ConfigSnapshot.build(self.revision, self.objects.values())
+        return PushContext.build(version, snapshot, self.config.mesh)
+
+    async def _on_config(self, revision: int, objects: dict[ResourceKey, Resource], changed: frozenset[ResourceKey]) -> None:
+        self.revision, self.objects = revision, objects
+        new_registry = build_service_entry_registry(
+            [r for k, r in objects.items() if k.kind == "ServiceEntry"],
+            [r for k, r in objects.items() if k.kind == "WorkloadEntry"],
+            self.config.mesh,
+        )
+        req = classify_change(self._registry, new_registry, changed)
+        self._registry = new_registry
+        if self.discovery.push_context is None:
+            await self.discovery.push(req)  # first snapshot: serve as soon as it exists
+            log.info("initial config loaded", revision=revision, objects=len(objects))
+        else:
+            self.discovery.config_update(req)
+
+    async def _connected(self, proxy: Proxy) -> None:
+        if not proxy.workload_group:
+            return
+        push = self.discovery.push_context
+        group = None
+        if push is not None:
+            group = next(
+                (c for c in push.configs.of("WorkloadGroup") if c.namespace == proxy.namespace and c.name == proxy.workload_group),
+                None,
+            )
+        await self.autoreg.connected(proxy, group)
+
+    def _disconnected(self, proxy: Proxy) -> None:
+        self.autoreg.disconnected(proxy)
+
+    async def start(self) -> None:
+        await self.discovery.start()
+
+    async def stop(self) -> None:
+        await self.autoreg.close()
+        await self.discovery.stop()
+        await self.galley_client.close()
