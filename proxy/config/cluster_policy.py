@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
 from envoy.config.core.v3 import base_pb2
 
-from isthmus.proxy.config.common import opt_seconds, wrapped
+from isthmus.proxy.config.common import enum, opt_seconds, wrapped
 from isthmus.proxy.config.errors import Fields, Where
 
 C = cluster_pb2.Cluster
@@ -180,16 +180,13 @@ def _is_prime(n: int) -> bool:
 
 
 def lb_config(msg: C, where: Where) -> LbConfig:
-    policy = LB_POLICIES.get(msg.lb_policy)
-    if policy is None:
-        raise where.at("lb_policy").unsupported("load_balancing_policy configs are not supported; use lb_policy")
-    out: dict = {"policy": policy}
+    out: dict = {"policy": enum(LB_POLICIES, msg, "lb_policy", where)}
     which = msg.WhichOneof("lb_config")
     if which == "ring_hash_lb_config":
         r, w = msg.ring_hash_lb_config, where.at(which)
         RING_HASH.check(r, w)
         out.update(minimum_ring_size=wrapped(r, "minimum_ring_size", 1024), maximum_ring_size=wrapped(r, "maximum_ring_size", 8 * 1024 * 1024),
-                   hash_function=HASH_FUNCTIONS[r.hash_function])
+                   hash_function=enum(HASH_FUNCTIONS, r, "hash_function", w))
         if out["minimum_ring_size"] > out["maximum_ring_size"]:
             raise w.invalid("minimum_ring_size must not exceed maximum_ring_size")
     elif which == "maglev_lb_config":

@@ -19,7 +19,7 @@ from isthmus.proxy.config.cluster_policy import (
     CircuitBreakersConfig, LbConfig, OutlierDetectionConfig, circuit_breakers, lb_config, outlier_detection,
 )
 from isthmus.proxy.config.common import (
-    EMPTY, SOCKET_ADDRESS, ConfigSourceRef, config_source, metadata, opt_seconds, struct_dict, timeout, unpack, wrapped,
+    EMPTY, SOCKET_ADDRESS, ConfigSourceRef, config_source, enum, metadata, opt_seconds, struct_dict, timeout, unpack, wrapped,
 )
 from isthmus.proxy.config.endpoints import EndpointConfig, EndpointsConfig, load_assignment
 from isthmus.proxy.config.errors import Fields, Where
@@ -154,7 +154,7 @@ def _upstream_http(c: C, where: Where) -> UpstreamHttpConfig:
         raise where.at("typed_extension_protocol_options").key(unknown[0]).unsupported(
             f"only {HTTP_OPTIONS_KEY} protocol options are supported")
     legacy_max = wrapped(c, "max_requests_per_connection", None)
-    downstream = c.protocol_selection == C.USE_DOWNSTREAM_PROTOCOL
+    downstream = enum({C.USE_CONFIGURED_PROTOCOL: False, C.USE_DOWNSTREAM_PROTOCOL: True}, c, "protocol_selection", where)
     if HTTP_OPTIONS_KEY not in options:
         return UpstreamHttpConfig(protocol="downstream" if downstream else "http1", max_requests_per_connection=legacy_max)
     w = where.at("typed_extension_protocol_options").key(HTTP_OPTIONS_KEY)
@@ -223,9 +223,7 @@ def compile_cluster(msg: C) -> ClusterConfig:
         raise where.at("name").invalid("a cluster needs a name")
     if msg.WhichOneof("cluster_discovery_type") == "cluster_type":
         raise where.at("cluster_type").unsupported("custom cluster types are not supported")
-    kind = DISCOVERY.get(msg.type)
-    if kind is None:
-        raise where.at("type").unsupported(f"discovery type {msg.type} is not supported")
+    kind = enum(DISCOVERY, msg, "type", where)
     lb = lb_config(msg, where)
     if (kind == "ORIGINAL_DST") != (lb.policy == "cluster_provided"):
         raise where.at("lb_policy").invalid("ORIGINAL_DST clusters need lb_policy CLUSTER_PROVIDED, and only they may use it")
@@ -279,7 +277,7 @@ def compile_cluster(msg: C) -> ClusterConfig:
         cleanup_interval=opt_seconds(msg, "cleanup_interval", 5.0),
         source_address=source_address,
         source_port=source_port,
-        dns_lookup_family=DNS_FAMILIES.get(msg.dns_lookup_family, "auto"),
+        dns_lookup_family=enum(DNS_FAMILIES, msg, "dns_lookup_family", where),
         dns_refresh_rate=opt_seconds(msg, "dns_refresh_rate", 5.0),
         respect_dns_ttl=msg.respect_dns_ttl,
         tcp_keepalive=keepalive,

@@ -62,6 +62,14 @@ def wrapped(msg: Message, name: str, default: Any) -> Any:
     return getattr(msg, name).value if msg.HasField(name) else default
 
 
+def enum(table: Mapping[int, Any], msg: Message, name: str, where: Where) -> Any:
+    """The compiled form of an enum field; an unknown (newer) enum value is Unsupported."""
+    value = getattr(msg, name)
+    if value not in table:
+        raise where.at(name).unsupported(f"{msg.DESCRIPTOR.name}.{name} value {value} is not supported")
+    return table[value]
+
+
 @dataclass(frozen=True, slots=True)
 class Fraction:
     """numerator/denominator; `hits(random_value)` is Envoy's `random % denominator < numerator`."""

@@ -14,7 +14,7 @@ from envoy.config.core.v3 import base_pb2, health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2 as ec
 from envoy.config.endpoint.v3 import endpoint_pb2
 
-from isthmus.proxy.config.common import EMPTY, Address, address, metadata, wrapped
+from isthmus.proxy.config.common import EMPTY, Address, address, enum, metadata, wrapped
 from isthmus.proxy.config.errors import Fields, Where
 
 ENDPOINT_TYPE_URL = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
@@ -87,7 +87,7 @@ def _lb_endpoint(msg: ec.LbEndpoint, where: Where) -> EndpointConfig:
     return EndpointConfig(
         address=address(ep.address, w.at("address")),
         weight=weight,
-        health=HEALTH.get(msg.health_status, "unknown"),
+        health=enum(HEALTH, msg, "health_status", where),
         hostname=ep.hostname,
         metadata=md,
         transport_socket_match=md.get(TRANSPORT_SOCKET_MATCH, EMPTY),

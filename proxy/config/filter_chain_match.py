@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 
-from isthmus.proxy.config.common import cidr, wrapped
+from isthmus.proxy.config.common import cidr, enum, wrapped
 from isthmus.proxy.config.errors import Fields, Where
 
 MATCH = Fields(lc.FilterChainMatch, {
@@ -77,7 +77,7 @@ def compile_chain_match(msg: lc.FilterChainMatch, where: Where) -> FilterChainMa
         transport_protocol=msg.transport_protocol,
         application_protocols=tuple(msg.application_protocols),
         direct_source_prefix_ranges=ranges("direct_source_prefix_ranges"),
-        source_type=SOURCE_TYPES[msg.source_type],
+        source_type=enum(SOURCE_TYPES, msg, "source_type", where),
         source_prefix_ranges=ranges("source_prefix_ranges"),
         source_ports=tuple(msg.source_ports),
     )

@@ -18,7 +18,7 @@ from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 
 from isthmus.proxy.config.access_log import AccessLogConfig, access_logs
-from isthmus.proxy.config.common import Address, address, by_name, opt_seconds, timeout, unpack, wrapped
+from isthmus.proxy.config.common import Address, address, by_name, enum, opt_seconds, timeout, unpack, wrapped
 from isthmus.proxy.config.errors import Fields, Where
 from isthmus.proxy.config.filter_chain_match import (
     ChainSelector, Connection, FilterChainMatchConfig, IPAddress, compile_chain_match, parse_ip,
@@ -173,7 +173,7 @@ def compile_listener(msg: listener_pb2.Listener) -> ListenerConfig:
         continue_on_listener_filters_timeout=msg.continue_on_listener_filters_timeout,
         filter_chains=chains,
         default_filter_chain=default,
-        traffic_direction=DIRECTIONS.get(msg.traffic_direction, "unspecified"),
+        traffic_direction=enum(DIRECTIONS, msg, "traffic_direction", where),
         per_connection_buffer_limit_bytes=wrapped(msg, "per_connection_buffer_limit_bytes", DEFAULT_BUFFER_LIMIT),
         tcp_backlog_size=wrapped(msg, "tcp_backlog_size", None),
         access_logs=access_logs(msg.access_log, where.at("access_log")),

@@ -15,7 +15,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from isthmus.proxy.config.access_log import AccessLogConfig, access_logs
-from isthmus.proxy.config.common import ConfigSourceRef, by_name, config_source, opt_seconds, timeout, unpack, wrapped
+from isthmus.proxy.config.common import ConfigSourceRef, by_name, config_source, enum, opt_seconds, timeout, unpack, wrapped
 from isthmus.proxy.config.errors import Fields, Where
 from isthmus.proxy.config.http_filters import HttpFilterConfig, http_filters
 from isthmus.proxy.config.routes import RouteTable, compile_route_table
@@ -192,8 +192,6 @@ def _tracing(msg: H.Tracing, where: Where) -> TracingConfig:
 
 def http_connection_manager(msg: H, where: Where) -> HttpConnectionManagerConfig:
     HCM.check(msg, where)
-    if msg.codec_type not in CODECS:
-        raise where.at("codec_type").unsupported("only AUTO, HTTP1 and HTTP2 codecs are supported")
     which = msg.WhichOneof("route_specifier")
     rds_name, rds_source, table = "", None, None
     if which == "rds":
@@ -222,7 +220,7 @@ def http_connection_manager(msg: H, where: Where) -> HttpConnectionManagerConfig
     h2_stream_error = wrapped(h2, "override_stream_error_on_invalid_http_message", h2.stream_error_on_invalid_http_messaging or stream_error)
     return HttpConnectionManagerConfig(
         stat_prefix=msg.stat_prefix,
-        codec_type=CODECS[msg.codec_type],
+        codec_type=enum(CODECS, msg, "codec_type", where),
         rds_name=rds_name,
         rds_source=rds_source,
         route_table=table,
@@ -234,11 +232,11 @@ def http_connection_manager(msg: H, where: Where) -> HttpConnectionManagerConfig
         tracing=_tracing(msg.tracing, where.at("tracing")) if msg.HasField("tracing") else None,
         add_user_agent=wrapped(msg, "add_user_agent", False),
         server_name=msg.server_name or "envoy",
-        server_header_transformation=SERVER_HEADER[msg.server_header_transformation],
+        server_header_transformation=enum(SERVER_HEADER, msg, "server_header_transformation", where),
         max_request_headers_kb=wrapped(msg, "max_request_headers_kb", 60),
         max_headers_count=wrapped(common, "max_headers_count", 100),
         max_response_headers_kb=wrapped(common, "max_response_headers_kb", None),
-        headers_with_underscores_action=UNDERSCORES[common.headers_with_underscores_action],
+        headers_with_underscores_action=enum(UNDERSCORES, common, "headers_with_underscores_action", cw),
         idle_timeout=timeout(common, "idle_timeout", 3600.0),
         max_connection_duration=timeout(common, "max_connection_duration", None),
         max_stream_duration=timeout(common, "max_stream_duration", None),
@@ -253,13 +251,13 @@ def http_connection_manager(msg: H, where: Where) -> HttpConnectionManagerConfig
         skip_xff_append=msg.skip_xff_append,
         append_x_forwarded_port=msg.append_x_forwarded_port,
         via=msg.via,
-        forward_client_cert_details=XFCC[msg.forward_client_cert_details],
+        forward_client_cert_details=enum(XFCC, msg, "forward_client_cert_details", where),
         set_current_client_cert_details=XfccDetails(wrapped(xfcc, "subject", False), xfcc.cert, xfcc.chain, xfcc.dns, xfcc.uri),
         proxy_100_continue=msg.proxy_100_continue,
         upgrades=tuple(upgrades),
         normalize_path=wrapped(msg, "normalize_path", False),
         merge_slashes=msg.merge_slashes,
-        path_with_escaped_slashes_action=ESCAPED_SLASHES[msg.path_with_escaped_slashes_action],
+        path_with_escaped_slashes_action=enum(ESCAPED_SLASHES, msg, "path_with_escaped_slashes_action", where),
         strip_port_mode={"strip_matching_host_port": "matching", "strip_any_host_port": "any"}.get(strip or "", "none")
         if (strip and getattr(msg, strip)) else "none",
         strip_trailing_host_dot=msg.strip_trailing_host_dot,

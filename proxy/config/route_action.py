@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.extensions.retry.priority.previous_priorities.v3 import previous_priorities_config_pb2 as prio_pb2
 from envoy.type.matcher.v3 import regex_pb2
 
 from isthmus.proxy.config.common import (
-    ALWAYS, EMPTY, Fraction, by_name, opt_seconds, runtime_fraction, seconds, timeout, unpack, wrapped,
+    ALWAYS, EMPTY, Fraction, by_name, enum, opt_seconds, runtime_fraction, seconds, timeout, unpack, wrapped,
 )
 from isthmus.proxy.config.matchers import HeaderMatch, HeaderMutations, header_matcher, regex_matcher
 from isthmus.proxy.config.errors import Fields, Where
@@ -67,6 +68,7 @@ REDIRECT_CODES = {rc.RedirectAction.MOVED_PERMANENTLY: 301, rc.RedirectAction.FO
                   rc.RedirectAction.TEMPORARY_REDIRECT: 307, rc.RedirectAction.PERMANENT_REDIRECT: 308}
 NOT_FOUND_CODES = {rc.RouteAction.SERVICE_UNAVAILABLE: 503, rc.RouteAction.NOT_FOUND: 404,
                    rc.RouteAction.INTERNAL_SERVER_ERROR: 500}
+PRIORITIES = {base_pb2.DEFAULT: "default", base_pb2.HIGH: "high"}
 DEFAULT_ROUTE_TIMEOUT = 15.0
 
 
@@ -328,7 +330,7 @@ def route_action(msg: rc.RouteAction, where: Where, cluster_weight, vhost_retry:
         cluster=msg.cluster,
         cluster_header=msg.cluster_header.lower(),
         weighted_clusters=weighted_clusters(msg.weighted_clusters, where.at(which), cluster_weight) if which == "weighted_clusters" else None,
-        cluster_not_found_response_code=NOT_FOUND_CODES.get(msg.cluster_not_found_response_code, 503),
+        cluster_not_found_response_code=enum(NOT_FOUND_CODES, msg, "cluster_not_found_response_code", where),
         prefix_rewrite=msg.prefix_rewrite if msg.prefix_rewrite else None,
         regex_rewrite=regex_rewrite(msg.regex_rewrite, where.at("regex_rewrite")) if msg.HasField("regex_rewrite") else None,
         host_rewrite_literal=msg.host_rewrite_literal if rewrite == "host_rewrite_literal" else "",
@@ -341,7 +343,7 @@ def route_action(msg: rc.RouteAction, where: Where, cluster_weight, vhost_retry:
         retry_policy=retry_policy(msg.retry_policy, where.at("retry_policy")) if msg.HasField("retry_policy") else vhost_retry,
         mirror_policies=mirrors or scope_mirrors,
         hash_policies=tuple(hash_policy(h, where.at("hash_policy").idx(i)) for i, h in enumerate(msg.hash_policy)),
-        priority="high" if msg.priority == 1 else "default",
+        priority=enum(PRIORITIES, msg, "priority", where),
         max_stream_duration=timeout(msd, "max_stream_duration", None) if msg.HasField("max_stream_duration") else None,
         grpc_timeout_header_max=grpc_max,
         grpc_timeout_header_offset=grpc_offset,
@@ -360,7 +362,7 @@ def redirect(msg: rc.RedirectAction, where: Where) -> RedirectConfig:
         path=msg.path_redirect if path_kind == "path_redirect" else None,
         prefix_rewrite=msg.prefix_rewrite if path_kind == "prefix_rewrite" else None,
         regex_rewrite=regex_rewrite(msg.regex_rewrite, where.at("regex_rewrite")) if path_kind == "regex_rewrite" else None,
-        response_code=REDIRECT_CODES.get(msg.response_code, 301),
+        response_code=enum(REDIRECT_CODES, msg, "response_code", where),
         strip_query=msg.strip_query,
     )
 

@@ -17,7 +17,7 @@ from typing import Callable, Mapping, Union
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
-from isthmus.proxy.config.common import EMPTY, wrapped
+from isthmus.proxy.config.common import EMPTY, enum, wrapped
 from isthmus.proxy.config.matchers import HeaderMutations, mutations_of
 from isthmus.proxy.config.errors import Fields, Where
 from isthmus.proxy.config.http_filters import PerFilterConfig, per_filter_config
@@ -267,7 +267,7 @@ def compile_virtual_host(msg: rc.VirtualHost, where: Where, top: _Scope) -> Virt
         name=msg.name,
         domains=tuple(msg.domains),
         routes=routes,
-        require_tls=REQUIRE_TLS.get(msg.require_tls, "none"),
+        require_tls=enum(REQUIRE_TLS, msg, "require_tls", where),
         include_request_attempt_count=msg.include_request_attempt_count,
         include_attempt_count_in_response=msg.include_attempt_count_in_response,
         include_is_timeout_retry_header=msg.include_is_timeout_retry_header,
@@ -284,7 +284,6 @@ def _index(vhosts: tuple[VirtualHostConfig, ...], where: Where):
         for domain in vh.domains:
             d = domain.lower()
             if d == "*":
-                table, key = None, "*"
                 if default is not None:
                     raise where.at("virtual_hosts").idx(i).at("domains").invalid(
                         f"only one wildcard domain '*' is permitted (also in {default.name!r})")

@@ -65,23 +65,12 @@ class Outcome:
 def _find_listener(snapshot: Snapshot, target: int | str, req: VirtualRequest) -> ListenerConfig | None:
     if isinstance(target, str):
         return snapshot.listeners.get(target)
-    listener = snapshot.listener_on_port(target)
+    listener = snapshot.listener_on_port(target) or snapshot.listener_on_port(target, bound_only=False)
     if listener is not None and listener.use_original_dst and req.dest_port is not None:
-        handoff = _by_address(snapshot, req.dest_ip, req.dest_port, exclude=listener.name)
-        return handoff or listener
+        # Envoy hands a redirected connection to the listener of its original destination.
+        handoff = snapshot.listener_on_port(req.dest_port, req.dest_ip or "0.0.0.0", bound_only=False)
+        return handoff if handoff is not None and handoff is not listener else listener
     return listener
-
-
-def _by_address(snapshot: Snapshot, ip: str | None, port: int, exclude: str) -> ListenerConfig | None:
-    exact = wildcard = None
-    for l in snapshot.listeners.values():
-        if l.name == exclude or l.address.pipe or l.address.port != port:
-            continue
-        if ip is not None and l.address.host == ip:
-            exact = exact or l
-        elif l.address.host in ("0.0.0.0", "::"):
-            wildcard = wildcard or l
-    return exact or wildcard
 
 
 def _detected(listener: ListenerConfig, req: VirtualRequest) -> tuple[str, str, tuple[str, ...]]:

@@ -136,18 +136,19 @@ class Snapshot:
             return self.endpoints.get(cluster.eds_service_name)
         return cluster.load_assignment
 
-    def listener_on_port(self, port: int, ip: str | None = None) -> ListenerConfig | None:
-        """The listener bound to `ip:port` (exact address first, then a wildcard address)."""
-        wildcard = None
+    def listener_on_port(self, port: int, ip: str | None = None, bound_only: bool = True) -> ListenerConfig | None:
+        """The listener on `ip:port`: the exact address first, then a wildcard (0.0.0.0, ::);
+        any address when `ip` is None. `bound_only=False` also finds bind_to_port=false ones."""
+        exact = wildcard = None
         for listener in self.listeners.values():
             a = listener.address
-            if a.pipe or a.port != port:
+            if a.pipe or a.port != port or (bound_only and not listener.bind_to_port):
                 continue
             if ip is not None and a.host == ip:
-                return listener
-            if a.host in ("0.0.0.0", "::") or ip is None:
+                exact = exact or listener
+            elif ip is None or a.host in ("0.0.0.0", "::"):
                 wildcard = wildcard or listener
-        return wildcard
+        return exact or wildcard
 
 
 def _message(type_url: str, name: str, value: Message | any_pb2.Any, kind: _Kind) -> Message:

@@ -13,7 +13,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.extensions.transport_sockets.raw_buffer.v3 import raw_buffer_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 
-from isthmus.proxy.config.common import ConfigSourceRef, DataSourceConfig, by_name, config_source, data_source, unpack, wrapped
+from isthmus.proxy.config.common import ConfigSourceRef, DataSourceConfig, by_name, config_source, data_source, enum, unpack, wrapped
 from isthmus.proxy.config.matchers import StringMatch, string_matcher
 from isthmus.proxy.config.errors import Fields, Where
 
@@ -177,8 +177,8 @@ def common_tls(msg: tls_pb2.CommonTlsContext, where: Where) -> CommonTls:
         validation=val,
         validation_sds=val_sds,
         alpn=tuple(msg.alpn_protocols),
-        min_version=TLS_VERSIONS[params.tls_minimum_protocol_version],
-        max_version=TLS_VERSIONS[params.tls_maximum_protocol_version],
+        min_version=enum(TLS_VERSIONS, params, "tls_minimum_protocol_version", where.at("tls_params")),
+        max_version=enum(TLS_VERSIONS, params, "tls_maximum_protocol_version", where.at("tls_params")),
         cipher_suites=tuple(params.cipher_suites),
         ecdh_curves=tuple(params.ecdh_curves),
     )

@@ -206,6 +206,7 @@ class HostSet:
 
     def update(self, endpoints: Iterable[Endpoint]) -> HostSetUpdate:
         """Apply an EDS assignment; returns the hosts added and removed."""
+        before = self._signature()
         new: dict[str, Host] = {}
         added: list[Host] = []
         for ep in endpoints:
@@ -224,8 +225,12 @@ class HostSet:
         self._hosts = tuple(new.values())
         if added or removed:
             self.membership_version += 1
-        self._regroup()
+        if self._signature() != before:  # an identical EDS push leaves balancers' tables alone
+            self._regroup()
         return HostSetUpdate(tuple(added), removed)
+
+    def _signature(self) -> tuple:
+        return tuple((h._key, h._weight, h._priority, h._flags, h._hostname, h.hash_key()) for h in self._hosts)
 
     def set_health_flag(self, host: Host, flag: HealthFlag, on: bool) -> bool:
         """Set or clear one health flag; True if the host's flags changed."""

@@ -171,3 +171,110 @@ spec:
         assert v3.hits == 3  # two failures retried, third attempt succeeded
     finally:
         v3.fail_status, v3.fail_first = 0, 0
+
+
+def _cli(m: LocalMesh, *args: str):
+    import subprocess
+
+    from tests.helpers.procs import ISTHMUS
+
+    return subprocess.run([*ISTHMUS, *args, "--pilot-debug", f"127.0.0.1:{m.pilot_monitoring}"],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_proxy_status_and_proxy_config_cli(mesh):
+    m, _, _ = mesh
+    m.wait_converged()
+    res = _cli(m, "proxy-status")
+    assert res.returncode == 0, res.stdout + res.stderr
+    header, row = res.stdout.splitlines()[:2]
+    assert header.split() == ["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ISTIOD", "VERSION"]
+    assert row.startswith("productpage-v1.default") and row.split()[2:6] == ["SYNCED"] * 4
+    clusters = _cli(m, "proxy-config", "cluster", "productpage-v1.default")
+    assert clusters.returncode == 0, clusters.stderr
+    assert "SERVICE FQDN" in clusters.stdout
+    line = next(l for l in clusters.stdout.splitlines() if l.startswith("reviews.default.svc.cluster.local") and " v2 " in l)
+    assert line.split()[1:5] == ["9080", "v2", "outbound", "EDS"]
+    eps = _cli(m, "proxy-config", "endpoint", "productpage-v1.default")
+    assert "outbound|9080|v1|reviews.default.svc.cluster.local" in eps.stdout and "HEALTHY" in eps.stdout
+    routes = _cli(m, "proxy-config", "route", "productpage-v1.default")
+    assert "http_proxy" in routes.stdout
+    listeners = _cli(m, "proxy-config", "listener", "productpage-v1.default")
+    assert "Route: http_proxy" in listeners.stdout
+    missing = _cli(m, "proxy-config", "cluster", "nope.default")
+    assert missing.returncode == 1 and "no connected proxy" in missing.stderr
+
+
+DETAILS = """
+apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata: {name: details-v1}
+spec:
+  metadata: {labels: {app: details, version: v1}}
+  template: {serviceAccount: bookinfo-details}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: details}
+spec:
+  hosts: [details.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: details}}
+"""
+
+
+def test_auto_registration_and_sidecar_to_sidecar_mtls(mesh):
+    m, client, _ = mesh
+    app = Backend("details-v1").start()
+    try:
+        m.apply(DETAILS)
+        server = m.add_sidecar("details-v1-0", service_account="bookinfo-details", labels={"app": "details", "version": "v1"},
+                               ports={"http": app.port}, workload_group="details-v1", engine="envoy")
+        # The proxy's connection created a WorkloadEntry pointing at its inbound port.
+        res = _cli_galley(m, "get", "we", "-o", "json")
+        items = json.loads(res.stdout)["items"]
+        entry = next(i for i in items if i["metadata"]["name"].startswith("details-v1-"))
+        assert entry["spec"]["ports"] == {"http": server.inbound_ports["http"]}
+        assert entry["spec"]["labels"]["security.istio.io/tlsMode"] == "istio"
+        m.wait_converged()
+        wait_until(lambda: client.proxy_get("http://details:9080/details/0")[0] == 200, 15, "details reachable")
+        status, _, body = client.proxy_get("http://details:9080/details/0")
+        got = json.loads(body)
+        assert got["backend"] == "details-v1"
+        # Auto-mTLS: the server sidecar saw the client's SPIFFE identity (XFCC).
+        assert "spiffe://cluster.local/ns/default/sa/bookinfo-productpage" in got["headers"].get("x-forwarded-client-cert", "")
+        # Plaintext straight to the sidecar's inbound port still works under PERMISSIVE ...
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.inbound_ports['http']}/x", timeout=5) as r:
+            assert r.status == 200
+        # ... and is refused under STRICT.
+        m.apply("apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default}\nspec: {mtls: {mode: STRICT}}\n")
+        m.wait_converged()
+
+        def plaintext_refused() -> bool:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{server.inbound_ports['http']}/x", timeout=3)
+                return False
+            except OSError:
+                return True
+        wait_until(plaintext_refused, 10, "STRICT refuses plaintext")
+        assert client.proxy_get("http://details:9080/details/0")[0] == 200
+        m.delete("pa", "default")
+        # Stopping the proxy removes its WorkloadEntry after the grace period.
+        from tests.helpers.procs import stop
+        stop(server.proc)
+        wait_until(lambda: not any(i["metadata"]["name"].startswith("details-v1-")
+                                   for i in json.loads(_cli_galley(m, "get", "we", "-o", "json").stdout)["items"]),
+                   15, "WorkloadEntry removed")
+    finally:
+        app.stop()
+
+
+def _cli_galley(m: LocalMesh, *args: str):
+    import subprocess
+
+    from tests.helpers.procs import ISTHMUS
+
+    return subprocess.run([*ISTHMUS, *args, "--galley", f"127.0.0.1:{m.galley_port}"], capture_output=True, text=True, timeout=60)

@@ -116,3 +116,10 @@ def test_every_allow_list_partitions_its_message():
     for f in lists:
         assert f.honoured.isdisjoint(f.ignored), f.full_name
         assert all(reason for reason in f.ignored.values()), f"{f.full_name}: every ignored field says why"
+
+
+def test_unknown_enum_values_are_refused():
+    msg = route_configuration([vhost("a", ["*"])])
+    msg.virtual_hosts[0].require_tls = 7  # a value a newer Envoy might define
+    err = refused(compile_route_configuration, msg)
+    assert err.field_path == "virtual_hosts[0].require_tls" and "value 7" in err.reason

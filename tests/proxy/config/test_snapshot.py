@@ -68,3 +68,21 @@ def test_missing_tracks_rds_eds_and_sds():
     renamed.name = "r1"
     assert "r1" not in snap.with_update(ROUTE_TYPE_URL, {"r1": renamed}).missing().routes
     assert SECRET_TYPE_URL not in snap.versions
+
+
+def test_bootstrap_static_resources_compile():
+    from google.protobuf import json_format
+
+    from envoy.config.bootstrap.v3 import bootstrap_pb2
+    from isthmus.proxy.bootstrap import WorkloadIdentity, build_bootstrap
+
+    boot = json_format.ParseDict(build_bootstrap(WorkloadIdentity(name="reviews-v1-0"), "127.0.0.1:15012", "/tmp/agent.sock"),
+                                 bootstrap_pb2.Bootstrap())
+    snap = Snapshot().with_update(CLUSTER_TYPE_URL, {c.name: c for c in boot.static_resources.clusters})
+    snap = snap.with_update(LISTENER_TYPE_URL, {l.name: l for l in boot.static_resources.listeners})
+    xds = snap.clusters["xds-grpc"]
+    assert xds.discovery_type == "STRICT_DNS" and xds.http.protocol == "http2" and xds.tls.sni == "istiod.istio-system.svc"
+    assert snap.clusters["sds-grpc"].load_assignment.endpoints[0].address.pipe == "/tmp/agent.sock"
+    stats = snap.listeners["prometheus_stats"].filter_chains[0].http.route_table
+    assert stats.match("x", "/stats/prometheus", {}.get)[1].action.cluster == "prometheus_stats"
+    assert set(snap.missing().secrets) == {"default", "ROOTCA"}

@@ -79,10 +79,13 @@ def test_server_parse_is_independent_of_splitting(data, sizes):
 
 
 @FUZZ
-@given(wire, splits)
-def test_client_parser_never_raises(data, sizes):
+@given(wire, splits, st.sampled_from([b"GET", b"HEAD", b"CONNECT", b"websocket"]))
+def test_client_parser_never_raises(data, sizes, kind):
     conn = Http1ClientConnection()
-    conn.send_request(b"GET", b"/", b"h", [])
+    if kind == b"websocket":
+        conn.send_request(b"GET", b"/", b"h", [], upgrade=kind)
+    else:
+        conn.send_request(kind, b"/", b"h", [], end_stream=kind != b"CONNECT")
     events = []
     for chunk in _chunks(data, sizes):
         events += conn.receive_data(chunk)

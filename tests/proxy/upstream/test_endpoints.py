@@ -65,6 +65,11 @@ def test_versions_move_on_health_and_membership_changes():
     assert hs.version == v
     hs.update(endpoints(3))
     assert hs.membership_version == m + 1
+    v = hs.version
+    hs.update(endpoints(3))  # the same assignment again: nothing for balancers to rebuild
+    assert hs.version == v
+    hs.update(endpoints(3, [1, 1, 2]))
+    assert hs.version > v
 
 
 def test_priorities_group_hosts_and_keep_empty_levels():

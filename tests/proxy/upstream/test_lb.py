@@ -242,3 +242,18 @@ def test_retry_keeps_last_pick_when_all_are_excluded():
     hs = host_set(2)
     lb = RoundRobin(hs, rng=rng())
     assert lb.choose(ChooseContext(exclude=set(hs.hosts))) in hs.hosts
+
+
+level = st.integers(0, 20).flatmap(
+    lambda t: st.tuples(st.just(t), st.integers(0, t)).flatmap(
+        lambda th: st.tuples(st.just(th[0]), st.just(th[1]), st.integers(0, th[0] - th[1]))))
+
+
+@given(st.lists(level, min_size=1, max_size=4), st.sampled_from([0.0, 50.0, 80.0]))
+def test_priority_load_always_sums_to_100_when_a_host_can_take_it(levels, threshold):
+    plan = priority_load(levels, threshold)
+    total = sum(plan.healthy) + sum(plan.degraded)
+    anything = any(h + d for _, h, d in levels) or (threshold > 0 and any(t for t, _, _ in levels))
+    assert total == (100 if anything else 0)
+    for (t, h, d), hl, dl, panic in zip(levels, plan.healthy, plan.degraded, plan.panic):
+        assert (hl == 0 or h or panic) and (dl == 0 or d or panic) and (t or not hl + dl)

@@ -266,3 +266,7 @@ class PoolMachine(RuleBasedStateMachine):
 
 TestPoolMachine = PoolMachine.TestCase
 TestPoolMachine.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+
+
+def test_failure_reasons_map_to_envoy_response_flags():
+    assert [r.response_flag for r in FailureReason] == ["UO", "UF", "UF", "UC"]
