@@ -17,7 +17,9 @@ C = cluster_pb2.Cluster
 CIRCUIT_BREAKERS = Fields(circuit_breaker_pb2.CircuitBreakers, {"thresholds", "per_host_thresholds"})
 THRESHOLDS = Fields(circuit_breaker_pb2.CircuitBreakers.Thresholds, {
     "priority", "max_connections", "max_pending_requests", "max_requests", "max_retries", "max_connection_pools",
+    "retry_budget",
 }, {"track_remaining": "stats only"})
+RETRY_BUDGET = Fields(circuit_breaker_pb2.CircuitBreakers.Thresholds.RetryBudget, {"budget_percent", "min_retry_concurrency"})
 OUTLIER = Fields(outlier_detection_pb2.OutlierDetection, {
     "consecutive_5xx", "interval", "base_ejection_time", "max_ejection_percent", "enforcing_consecutive_5xx",
     "enforcing_success_rate", "success_rate_minimum_hosts", "success_rate_request_volume", "success_rate_stdev_factor",
@@ -42,12 +44,19 @@ HASH_FUNCTIONS = {C.RingHashLbConfig.XX_HASH: "xx_hash", C.RingHashLbConfig.MURM
 
 
 @dataclass(frozen=True, slots=True)
+class RetryBudgetConfig:
+    budget_percent: float = 20.0  # of active requests that may be retries
+    min_retry_concurrency: int = 3
+
+
+@dataclass(frozen=True, slots=True)
 class Thresholds:
     max_connections: int = 1024
     max_pending_requests: int = 1024
     max_requests: int = 1024
-    max_retries: int = 3
+    max_retries: int = 3  # ignored by Envoy when retry_budget is set
     max_connection_pools: int | None = None  # None: unlimited
+    retry_budget: RetryBudgetConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +74,7 @@ class OutlierDetectionConfig:
     consecutive_5xx: int = 5
     interval: float = 10.0
     base_ejection_time: float = 30.0
-    max_ejection_time: float = 300.0
+    max_ejection_time: float = 300.0  # unset: max(300 s, base_ejection_time), as Envoy
     max_ejection_time_jitter: float = 0.0
     max_ejection_percent: int = 10
     enforcing_consecutive_5xx: int = 100
@@ -119,9 +128,16 @@ LB_POLICIES = {C.ROUND_ROBIN: "round_robin", C.LEAST_REQUEST: "least_request", C
 
 def _thresholds(msg: circuit_breaker_pb2.CircuitBreakers.Thresholds, where: Where) -> Thresholds:
     THRESHOLDS.check(msg, where)
+    budget = None
+    if msg.HasField("retry_budget"):
+        b = msg.retry_budget
+        RETRY_BUDGET.check(b, where.at("retry_budget"))
+        budget = RetryBudgetConfig(b.budget_percent.value if b.HasField("budget_percent") else 20.0,
+                                   wrapped(b, "min_retry_concurrency", 3))
     return Thresholds(
         wrapped(msg, "max_connections", 1024), wrapped(msg, "max_pending_requests", 1024),
         wrapped(msg, "max_requests", 1024), wrapped(msg, "max_retries", 3), wrapped(msg, "max_connection_pools", None),
+        budget,
     )
 
 
@@ -149,8 +165,13 @@ def outlier_detection(msg: outlier_detection_pb2.OutlierDetection, where: Where)
     OUTLIER.check(msg, where)
     d = OutlierDetectionConfig()
     values = {}
-    for name in ("interval", "base_ejection_time", "max_ejection_time", "max_ejection_time_jitter"):
+    for name in ("interval", "base_ejection_time", "max_ejection_time_jitter"):
         values[name] = opt_seconds(msg, name, getattr(d, name))
+    values["max_ejection_time"] = opt_seconds(msg, "max_ejection_time", max(300.0, values["base_ejection_time"]))
+    if values["max_ejection_time"] < values["base_ejection_time"]:
+        raise where.at("max_ejection_time").invalid("max_ejection_time cannot be smaller than base_ejection_time")
+    if values["interval"] <= 0:
+        raise where.at("interval").invalid("interval must be > 0")
     for name in OutlierDetectionConfig.__dataclass_fields__:
         if name in values:
             continue

@@ -10,8 +10,6 @@ slotted, not frozen, for speed: consumers must treat them as immutable values.
 """
 from __future__ import annotations
 
-from typing import Any
-
 Headers = list[tuple[bytes, bytes]]
 
 # HTTP/2 error codes (RFC 9113 section 7), also used for HTTP/1 stream resets.
@@ -170,7 +168,3 @@ class ProtocolError(Event):
         self.close = close
         self.stream_id = stream_id
 
-
-def event_fields(event: Event) -> dict[str, Any]:
-    """The event as a plain dict (for logs and debugging, not the hot path)."""
-    return {name: getattr(event, name) for name in event.__slots__}

@@ -24,9 +24,10 @@ _COMMON = (
 _LOWER = {name: name.lower() for name in _COMMON}
 _LOWER.update({low: low for low in _LOWER.values()})
 
-# RFC 3986 authority characters: unreserved / sub-delims / ":" "@" "[" "]" "%".
-_AUTHORITY_OK = (b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                 b"-._~!$&'()*+,;=:@[]%")
+# RFC 3986 authority characters: unreserved / sub-delims / ":" "@" "[" "]" "%"
+# (``authority.translate(None, AUTHORITY_CHARS)`` leaves only the bad ones).
+AUTHORITY_CHARS = (b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                   b"-._~!$&'()*+,;=:@[]%")
 
 
 def lower_name(name: bytes) -> bytes:
@@ -53,7 +54,27 @@ def header_tokens(value: bytes) -> list[bytes]:
 
 def valid_authority(authority: bytes) -> bool:
     """True for a syntactically plausible ``host[:port]`` (no spaces, slashes, CTLs)."""
-    return bool(authority) and not authority.translate(None, _AUTHORITY_OK)
+    return bool(authority) and not authority.translate(None, AUTHORITY_CHARS)
+
+
+def split_absolute_form(url: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """``http://user@host:port/p?q#f`` → (scheme, authority, origin-form target),
+    userinfo and fragment dropped; None unless the scheme is http or https. A proxy
+    ignores the Host header for such requests (RFC 9112 section 3.2.2)."""
+    scheme, sep, rest = url.partition(b"://")
+    scheme = scheme.lower()
+    if not sep or scheme not in (b"http", b"https"):
+        return None
+    end = len(rest)
+    for delim in (b"/", b"?", b"#"):
+        at = rest.find(delim)
+        if 0 <= at < end:
+            end = at
+    authority = rest[:end].rpartition(b"@")[2]
+    path = rest[end:].partition(b"#")[0]
+    if not path.startswith(b"/"):
+        path = b"/" + path
+    return scheme, authority, path
 
 
 def strip_hop_by_hop(headers: Headers, websocket: bool = False) -> Headers:

@@ -29,8 +29,8 @@ from collections import deque
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
-from .events import (CANCEL, ConnectionClosed, Data, Event, Headers, ProtocolError,
-                     RequestHead, ResponseHead, StreamReset, Trailers)
+from .events import (CANCEL, ConnectionClosed, Data, Event, Headers, RequestHead,
+                     ResponseHead, StreamReset, Trailers)
 from .http1_common import (CHUNKED, FIXED, NO_BODY, TUNNEL, Http1Base,
                            LocalProtocolError, Reject, http_version)
 from .limits import DEFAULT_HTTP1_LIMITS, Http1Limits
@@ -94,6 +94,9 @@ class Http1ClientConnection(Http1Base):
                                      e.end_stream, e.stream_id, e.upgrade)
         if cls is Trailers:
             return self._frame_trailers(event.headers)  # type: ignore[attr-defined]
+        if cls is StreamReset:  # HTTP/1 cannot reset a stream: never reuse the connection
+            self._keep = False
+            return b""
         raise TypeError(f"cannot send {cls.__name__} on an HTTP/1.1 client connection")
 
     def send_request(self, method: bytes, target: bytes, authority: bytes, headers: Headers,
@@ -208,6 +211,7 @@ class Http1ClientConnection(Http1Base):
         return buf[end:]
 
     def _feed(self, data: bytes) -> None:
+        self._fed = len(data)
         try:
             self._parser.feed_data(data)
         except HttpParserUpgrade as exc:
@@ -234,17 +238,17 @@ class Http1ClientConnection(Http1Base):
 
     def on_message_begin(self) -> None:
         self._headers = []
-        self._hsize = 0
         self._reason = b""
 
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
-        self._hsize += len(reason)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._quiet = self._head_raw = 0
+        self._quiet = 0
+        self._extra = len(self._reason)
         self._check_headers("headers")
+        self._head_raw = self._extra = 0
         parser = self._parser
         status = parser.get_status_code()
         if status < 200 and status != 101:
@@ -299,7 +303,6 @@ class Http1ClientConnection(Http1Base):
             sid, status, headers, self._reason.strip(), version, keep,
             content_length, chunked, end_stream))
         self._headers = []
-        self._hsize = 0
         if end_stream:
             self._pending.popleft()
         elif status != 101 and not self._tunnel:

@@ -81,7 +81,7 @@ class Http1Base:
     Subclasses provide the parser and the message callbacks."""
 
     __slots__ = ("_parser", "_limits", "_max_bytes", "_max_count", "_max_raw", "_events",
-                 "_headers", "_hsize", "_in_head", "_held", "_line_open", "_head_raw", "_quiet",
+                 "_headers", "_extra", "_in_head", "_held", "_line_open", "_head_raw", "_fed", "_quiet",
                  "_send_mode", "_send_left", "_error")
 
     def __init__(self, limits: Http1Limits) -> None:
@@ -92,7 +92,8 @@ class Http1Base:
         self._max_raw = self._max_bytes + 4 * self._max_count + 1024
         self._events: list[Event] = []
         self._headers: Headers = []
-        self._hsize = 0
+        self._extra = 0            # bytes outside the headers that count (URL, reason)
+        self._fed = 0              # length of the data being fed now
         self._in_head = True       # between messages or inside a head
         self._held = bytearray()   # head bytes not yet fed: no newline seen
         self._line_open = False    # the parser holds part of a head line
@@ -104,15 +105,22 @@ class Http1Base:
 
     # -- receive side -------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.lower(), value.rstrip(b" \t")))
-        self._hsize += len(name) + len(value)
+        self._headers.append((name.lower(), value.rstrip()))
 
     def _check_headers(self, what: str) -> None:
-        """Envoy's limits on a complete head (or trailer block)."""
-        if self._hsize > self._max_bytes:
-            raise Reject(431, f"{what} size exceeds limit")
-        if len(self._headers) > self._max_count:
+        """Envoy's limits on a complete head or trailer block: name and value bytes
+        (plus the URL) and the number of headers. The byte sum is only computed
+        when the raw bytes could exceed the limit."""
+        headers = self._headers
+        if len(headers) > self._max_count:
             raise Reject(431, f"too many {what}")
+        limit = self._max_bytes
+        if self._head_raw > limit or self._fed > limit or what == "trailers":
+            size = self._extra
+            for name, value in headers:
+                size += len(name) + len(value)
+            if size > limit:
+                raise Reject(431, f"{what} size exceeds limit")
 
     def on_chunk_header(self) -> None:
         self._quiet = 0

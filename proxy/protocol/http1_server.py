@@ -38,7 +38,7 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from .events import (CANCEL, ConnectionClosed, Data, Event, Headers, ProtocolError,
                      RequestHead, ResponseHead, StreamReset, Trailers)
-from .headers import valid_authority
+from .headers import AUTHORITY_CHARS, split_absolute_form
 from .http1_common import (CHUNKED, CONTINUE_100, FIXED, NO_BODY, TUNNEL, UNTIL_CLOSE,
                            Http1Base, LocalProtocolError, Reject, header_block,
                            http_version, status_line)
@@ -80,8 +80,8 @@ class _BodyRelay:
 class Http1ServerConnection(Http1Base):
     """One downstream HTTP/1.1 connection. See the module docstring."""
 
-    __slots__ = ("_stream_id", "_url", "_pending", "_recv_done", "_head_ended",
-                 "_tunnel", "_upgrading", "_h2c_body", "_must_close", "_closed", "_send_sid",
+    __slots__ = ("_stream_id", "_url", "_pending", "_recv_done", "_reported", "_tunnel",
+                 "_upgrading", "_h2c_body", "_must_close", "_closed", "_send_sid",
                  "_send_keep")
 
     def __init__(self, limits: Http1Limits = DEFAULT_HTTP1_LIMITS) -> None:
@@ -93,7 +93,7 @@ class Http1ServerConnection(Http1Base):
         # (stream_id, is_head, keep_alive, http10, upgrade) per unanswered request
         self._pending: deque[tuple[int, bool, bool, bool, bytes | None]] = deque()
         self._recv_done = 0          # highest stream id fully received
-        self._head_ended = False     # current request's head had end_stream
+        self._reported = 0           # highest stream id reported as a RequestHead
         self._tunnel = False
         self._upgrading = False      # an Upgrade/CONNECT head was just parsed
         self._h2c_body: bytes | None = None
@@ -136,6 +136,7 @@ class Http1ServerConnection(Http1Base):
 
     def _feed(self, data: bytes) -> None:
         while True:
+            self._fed = len(data)
             try:
                 self._parser.feed_data(data)
             except HttpParserUpgrade as exc:
@@ -157,17 +158,15 @@ class Http1ServerConnection(Http1Base):
         synthetic, self._h2c_body = self._h2c_body, None
         self._upgrading = False
         self._in_head = True
-        if synthetic:
-            self._parser = HttpRequestParser(_BodyRelay(self))
-            self._parser.feed_data(synthetic)
-        else:
-            self._parser = HttpRequestParser(self)
+        self._parser = HttpRequestParser(_BodyRelay(self) if synthetic else self)
         self._parser.set_dangerous_leniencies(lenient_transfer_encoding=True)
+        if synthetic:
+            self._parser.feed_data(synthetic)
 
     def _fail(self, exc: Exception) -> ProtocolError:
         sid = self._stream_id if self._stream_id > self._recv_done else self._stream_id + 1
         err = self._parse_error(exc, 400, sid)
-        if not self._pending or self._pending[-1][0] != sid:
+        if self._reported != sid:  # never reported: its error response waits its turn
             self._pending.append((sid, False, False, False, None))
         self._stream_id = sid
         return err
@@ -186,18 +185,16 @@ class Http1ServerConnection(Http1Base):
         self._stream_id += 1
         self._url = b""
         self._headers = []
-        self._hsize = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._hsize += len(url)
-        if self._hsize > self._max_bytes:
-            raise Reject(431, "headers size exceeds limit")
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._quiet = self._head_raw = 0
+        self._quiet = 0
+        self._extra = len(self._url)
         self._check_headers("headers")
+        self._head_raw = self._extra = 0
         parser = self._parser
         version = http_version(parser)
         http10 = version == b"1.0"
@@ -236,13 +233,18 @@ class Http1ServerConnection(Http1Base):
                 raise Reject(400, "CONNECT target must be host:port")
         elif url == b"*" and method == b"OPTIONS":
             target, authority = url, host
+        elif not self._limits.allow_absolute_url:
+            raise Reject(400, "absolute-form request target not allowed")
         else:
-            scheme, authority, target = self._absolute_form(url)
+            parts = split_absolute_form(url)
+            if parts is None:
+                raise Reject(400, "invalid request target")
+            scheme, authority, target = parts
         if authority is None:
             if not http10:
                 raise Reject(400, "missing host header")
             authority = self._limits.default_host_for_http_10
-        elif not valid_authority(authority):
+        elif not authority or authority.translate(None, AUTHORITY_CHARS):
             raise Reject(400, "invalid host")
         content_length = None
         chunked = False
@@ -260,49 +262,28 @@ class Http1ServerConnection(Http1Base):
                 content_length = None
         keep_alive = parser.should_keep_alive()
         token = None
-        if parser.should_upgrade():
+        if (upgrade is not None or method == _CONNECT) and parser.should_upgrade():
             self._upgrading = True
-            keep_alive = False
             if method == _CONNECT:
                 token = b"connect"
             elif upgrade is not None and upgrade.lower()[:3] != b"h2c":
                 token = upgrade.lower()
             else:  # Envoy ignores h2c upgrades: an ordinary request
-                keep_alive = True
                 self._h2c_body = (
                     b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n" if chunked else
                     b"POST / HTTP/1.1\r\ncontent-length: %d\r\n\r\n" % content_length
                     if content_length else b"")
+        if token is not None:
+            keep_alive = False  # a tunnel, or a refused upgrade: either way no reuse
         end_stream = token is None and not chunked and not content_length
-        self._head_ended = end_stream
         self._pending.append((self._stream_id, method == b"HEAD", keep_alive, http10, token))
         self._events.append(RequestHead(
             self._stream_id, method, target, authority, headers, version, keep_alive,
             token, content_length, chunked, expect, scheme, end_stream))
         self._headers = []
-        self._hsize = 0
+        self._reported = self._stream_id
         if end_stream:
             self._recv_done = self._stream_id
-
-    def _absolute_form(self, url: bytes) -> tuple[bytes, bytes, bytes]:
-        """``http://user@host:port/p?q`` → (scheme, authority, origin-form target);
-        the Host header is ignored (RFC 9112 section 3.2.2)."""
-        if not self._limits.allow_absolute_url:
-            raise Reject(400, "absolute-form request target not allowed")
-        scheme, sep, rest = url.partition(b"://")
-        scheme = scheme.lower()
-        if not sep or scheme not in (b"http", b"https"):
-            raise Reject(400, "invalid request target")
-        end = len(rest)
-        for delim in (b"/", b"?", b"#"):
-            at = rest.find(delim)
-            if 0 <= at < end:
-                end = at
-        authority = rest[:end].rpartition(b"@")[2]
-        path = rest[end:].partition(b"#")[0]
-        if not path.startswith(b"/"):
-            path = b"/" + path
-        return scheme, authority, path
 
     def on_body(self, body: bytes) -> None:
         self._quiet = 0
@@ -326,7 +307,8 @@ class Http1ServerConnection(Http1Base):
 
     # -- send ---------------------------------------------------------------
     def send(self, event: Event) -> bytes:
-        """Serialize a ResponseHead, Data or Trailers for the oldest open request."""
+        """Serialize a ResponseHead, Data or Trailers for the oldest open request;
+        a StreamReset only sets `must_close` (HTTP/1 resets by closing)."""
         cls = event.__class__
         if cls is Data:
             return self._frame_data(event.data, event.end_stream)  # type: ignore[attr-defined]
@@ -335,6 +317,9 @@ class Http1ServerConnection(Http1Base):
                               event.end_stream, None)  # type: ignore[attr-defined]
         if cls is Trailers:
             return self._frame_trailers(event.headers)  # type: ignore[attr-defined]
+        if cls is StreamReset:  # HTTP/1 cannot reset a stream: drop the connection
+            self._must_close = True
+            return b""
         raise TypeError(f"cannot send {cls.__name__} on an HTTP/1.1 server connection")
 
     def send_response_head_and_body(self, status: int, headers: Headers,

@@ -82,9 +82,7 @@ class LocalMesh:
     def start_control_plane(self, mesh_config: str | None = None) -> "LocalMesh":
         self.base.mkdir(parents=True, exist_ok=True)
         self.galley_port = free_port()
-        gmon = free_port()
-        self._start("galley", [*ISTHMUS, "galley", "--listen", f"127.0.0.1:{self.galley_port}", "--monitoring",
-                               f"127.0.0.1:{gmon}", "--store", "memory://"], tcp_ready(self.galley_port))
+        self.galley = self.start_galley()
         self.citadel_port = free_port()
         cmon = free_port()
         self._start("citadel", [*ISTHMUS, "citadel", "--data-dir", str(self.base / "citadel"), "--listen",
@@ -102,6 +100,15 @@ class LocalMesh:
             argv += ["--mesh-config", str(path)]
         self._start("pilot", argv, http_ready(f"http://127.0.0.1:{self.pilot_monitoring}/healthz/ready"))
         return self
+
+    def start_galley(self) -> subprocess.Popen:
+        store = f"sqlite:///{self.base / 'config.db'}"
+        return self._start("galley", [*ISTHMUS, "galley", "--listen", f"127.0.0.1:{self.galley_port}", "--monitoring",
+                                      f"127.0.0.1:{free_port()}", "--store", store], tcp_ready(self.galley_port))
+
+    def stop_galley(self) -> None:
+        stop(self.galley)
+        self.procs.remove(self.galley)
 
     def token(self, namespace: str, sa: str) -> Path:
         path = self.base / f"token-{namespace}-{sa}"

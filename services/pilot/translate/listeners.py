@@ -158,7 +158,8 @@ def _virtual_inbound(proxy: Proxy, push: PushContext) -> listener_pb2.Listener:
         listener_filters=[_original_dst(), _tls_inspector()],
         filter_chains=chains,
         default_filter_chain=passthrough,
-        use_original_dst=wrappers_pb2.BoolValue(value=True),
+        # Not use_original_dst: inbound must stay on this listener (its chains match the
+        # original destination port); handing off would reach outbound 0.0.0.0_PORT.
         traffic_direction=base_pb2.INBOUND,
         continue_on_listener_filters_timeout=True,
         listener_filters_timeout=Duration(nanos=int(push.mesh.protocol_detection_timeout_s * 1e9)),

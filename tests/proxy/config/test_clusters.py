@@ -107,6 +107,16 @@ def test_cluster_rules(spec, path, kind):
     assert e.value.field_path == path
 
 
+def test_circuit_breaker_priorities_and_retry_budget():
+    c = compile_cluster(cluster({"type": "STATIC", "circuit_breakers": {"thresholds": [
+        {"max_connections": 7}, {"priority": "HIGH", "max_requests": 9, "retry_budget": {"budget_percent": {"value": 25}}}],
+        "per_host_thresholds": [{"max_connections": 2}]}}))
+    cb = c.circuit_breakers
+    assert cb.for_priority("default").max_connections == 7 and cb.default.retry_budget is None
+    assert cb.for_priority("high").max_requests == 9 and cb.high.retry_budget.budget_percent == 25.0
+    assert cb.high.retry_budget.min_retry_concurrency == 3 and cb.per_host_max_connections == 2
+
+
 def test_defaults_of_a_bare_cluster():
     c = compile_cluster(cluster({"type": "STATIC", "lb_policy": "LEAST_REQUEST"}))
     assert c.connect_timeout == 1.0 and c.lb.policy == "least_request" and c.lb.choice_count == 2
@@ -140,3 +150,11 @@ def test_secrets():
     with pytest.raises(Unsupported) as e:
         compile_secret(parse(secret_pb2.Secret, {"name": "g", "generic_secret": {"secret": {"inline_string": "x"}}}))
     assert e.value.field_path == "generic_secret"
+
+
+def test_outlier_detection_defaults_follow_envoy():
+    od = compile_cluster(cluster({"type": "STATIC", "outlier_detection": {"base_ejection_time": "600s"}})).outlier_detection
+    assert od.max_ejection_time == 600.0 and od.consecutive_5xx == 5 and od.enforcing_consecutive_gateway_failure == 0
+    with pytest.raises(Invalid) as e:
+        compile_cluster(cluster({"type": "STATIC", "outlier_detection": {"base_ejection_time": "60s", "max_ejection_time": "30s"}}))
+    assert e.value.field_path == "outlier_detection.max_ejection_time"

@@ -115,8 +115,6 @@ def test_inbound_permissive_strict_and_iptables():
     assert other.cluster == "InboundPassthroughClusterIpv4"
 
 
-@pytest.mark.xfail(strict=True, reason="pilot sets use_original_dst on virtualInbound (Istio leaves it unset), so inbound "
-                                         "traffic to a port that also has an outbound listener is handed to that listener")
 def test_inbound_port_shared_with_an_outbound_listener():
     proxy = sidecar(capture=CaptureMode.IPTABLES, ports=(WorkloadPort(port=9080, name="http", protocol="HTTP"),))
     out = simulate(pilot_snapshot(proxy=proxy), 15006, VirtualRequest(authority="productpage:9080", dest_port=9080, dest_ip="10.0.0.5"))

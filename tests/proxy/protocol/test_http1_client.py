@@ -221,3 +221,10 @@ def test_response_header_limits():
     conn = _client(limits=Http1Limits(max_headers_count=2))
     events = conn.receive_data(b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n")
     assert isinstance(events[-1], ProtocolError)
+
+
+def test_stream_reset_prevents_reuse():
+    conn = _client()
+    conn.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert conn.reusable
+    assert conn.send(StreamReset(5)) == b"" and not conn.reusable

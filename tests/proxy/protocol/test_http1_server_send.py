@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from isthmus.proxy.protocol import (Data, Http1ServerConnection, LocalProtocolError,
-                                    ResponseHead, Trailers)
+                                    ResponseHead, StreamReset, Trailers)
 
 GET = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
 
@@ -204,3 +204,10 @@ def test_protocol_error_response_goes_to_failed_stream():
     assert ok.endswith(b"first") and b"connection: close" not in ok
     assert err == b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
     assert conn.must_close
+
+
+def test_stream_reset_means_close():
+    conn = _server()
+    conn.send(ResponseHead(1, 200, [(b"content-length", b"100")]))
+    conn.send(Data(1, b"partial"))
+    assert conn.send(StreamReset(1)) == b"" and conn.must_close

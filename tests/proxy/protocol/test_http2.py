@@ -124,6 +124,24 @@ def test_flow_control_blocks_until_acknowledged_then_resumes():
     assert pair.client.pending_send_bytes(sid) == 0
 
 
+def test_data_queued_while_blocked_keeps_order():
+    pair = H2Pair(server=Http2ServerConnection(Http2Settings(initial_stream_window_size=100)))
+    sid = pair.client.send_request(b"POST", b"/", b"h", [])
+    pair.pump()
+    chunks = [bytes([65 + i]) * 70 for i in range(6)]
+    for chunk in chunks:
+        pair.client.send_data(sid, chunk)
+    pair.client.send_data(sid, b"", end_stream=True)
+    assert pair.client.pending_send_bytes(sid) == 6 * 70 - 100
+    received, ended = b"", False
+    while not ended:
+        _, events = pair.pump()
+        received += body_of(events)
+        ended = bool(events) and events[-1].end_stream
+        pair.server.acknowledge_received_data(sid, len(body_of(events)))
+    assert received == b"".join(chunks)
+
+
 def test_trailers_wait_for_queued_data():
     pair = H2Pair(server=Http2ServerConnection(Http2Settings(initial_stream_window_size=10)))
     sid = pair.client.send_request(b"POST", b"/", b"h", [])
