@@ -1,13 +1,19 @@
 """Sans-IO HTTP codecs for the proxy's hot path: bytes in → events out, events in →
 bytes out, no sockets (runtime/ does the I/O).
 
-    events.py        RequestHead, ResponseHead, Data, Trailers, StreamReset,
-                     WindowUpdate, GoAway, ConnectionClosed, ProtocolError
-    http1_server.py  Http1ServerConnection  (downstream HTTP/1.1, httptools)
-    http1_client.py  Http1ClientConnection  (upstream HTTP/1.1, httptools)
-    http2.py         Http2ServerConnection, Http2ClientConnection (h2), preface detection
-    headers.py       hop-by-hop removal and header-list helpers
-    limits.py        Http1Limits, Http2Settings (Envoy's defaults)
+    events.py          RequestHead, ResponseHead, Data, Trailers, StreamReset,
+                       WindowUpdate, GoAway, ConnectionClosed, ProtocolError
+    http1_server.py    Http1ServerConnection  (downstream HTTP/1.1, httptools)
+    http1_client.py    Http1ClientConnection  (upstream HTTP/1.1, httptools)
+    http1_common.py    send-side framing, receive-side head guard, status lines
+    http2.py           Http2ServerConnection, Http2ClientConnection, detect_h2_preface
+    http2_endpoint.py  h2 setup, flow control, stream bookkeeping shared by both
+    headers.py         hop-by-hop removal and header-list helpers
+    limits.py          Http1Limits, Http2Settings (Envoy's defaults)
+
+Every connection object: ``receive_data(bytes) -> list[Event]`` (``b""`` means the
+peer closed) and ``send(event) -> bytes``; HTTP/2 adds ``data_to_send()`` for the
+bytes h2 produces on its own (acks, window updates).
 """
 from .events import (ConnectionClosed, Data, Event, GoAway, ProtocolError, RequestHead,
                      ResponseHead, StreamReset, Trailers, WindowUpdate)

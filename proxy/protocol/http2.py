@@ -53,13 +53,12 @@ class Http2ServerConnection(H2Endpoint):
 
     def _on_head(self, ev: RequestReceived | ResponseReceived, out: list[Event]) -> None:
         sid = ev.stream_id
-        conn = self._conn
         if self._headers_too_big(ev.headers):
-            conn.reset_stream(sid, INTERNAL_ERROR)
+            self._rst(sid, INTERNAL_ERROR)
             out.append(StreamReset(sid, INTERNAL_ERROR, False))
             return
         if len(self._streams) >= self.settings.max_concurrent_streams:
-            conn.reset_stream(sid, REFUSED_STREAM)
+            self._rst(sid, REFUSED_STREAM)
             out.append(StreamReset(sid, REFUSED_STREAM, False))
             return
         pseudo, regular, cl = self._split(ev.headers)
@@ -87,8 +86,8 @@ class Http2ServerConnection(H2Endpoint):
         if event.__class__ is not ResponseHead:
             raise TypeError(f"cannot send {type(event).__name__} on an HTTP/2 server connection")
         head: ResponseHead = event  # type: ignore[assignment]
-        st = self._streams.get(head.stream_id)
-        if st is None or st.local_done:
+        st = self._live(head.stream_id)
+        if st is None:
             return
         block = sanitize(head.headers, [(b":status", b"%d" % head.status)])
         self._conn.send_headers(head.stream_id, block, end_stream=head.end_stream)
@@ -100,7 +99,7 @@ class Http2ServerConnection(H2Endpoint):
         """A whole response (HEADERS + DATA as the windows allow)."""
         if body and not any(n == b"content-length" for n, _ in headers):
             headers = [*headers, (b"content-length", b"%d" % len(body))]
-        self._send_head(ResponseHead(stream_id, status, headers, end_stream=not body))
+        self._dispatch(ResponseHead(stream_id, status, headers, end_stream=not body))
         if body:
             self.send_data(stream_id, body, True)
         return self._conn.data_to_send()
@@ -164,7 +163,7 @@ class Http2ClientConnection(H2Endpoint):
             return
         if self._headers_too_big(ev.headers):
             self._forget(sid)
-            self._conn.reset_stream(sid, INTERNAL_ERROR)
+            self._rst(sid, INTERNAL_ERROR)
             out.append(StreamReset(sid, INTERNAL_ERROR, False))
             return
         pseudo, regular, cl = self._split(ev.headers)

@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections import deque
 
 from h2.config import H2Configuration
-from h2.connection import H2Connection
+from h2.connection import ConnectionState, H2Connection
 from h2.events import (ConnectionTerminated, DataReceived, InformationalResponseReceived,
                        RemoteSettingsChanged, RequestReceived, ResponseReceived,
                        StreamEnded, TrailersReceived, WindowUpdated)
 from h2.events import StreamReset as H2StreamReset
+from h2.exceptions import NoSuchStreamError
 from h2.exceptions import ProtocolError as H2ProtocolError
 from h2.settings import SettingCodes, Settings
 
@@ -111,6 +112,10 @@ class H2Endpoint:
 
     def send(self, event: Event) -> bytes:
         """Send a head, Data, Trailers or StreamReset; returns the bytes to write."""
+        self._dispatch(event)
+        return self._conn.data_to_send()
+
+    def _dispatch(self, event: Event) -> None:
         cls = event.__class__
         if cls is Data:
             self.send_data(event.stream_id, event.data, event.end_stream)  # type: ignore[attr-defined]
@@ -119,20 +124,43 @@ class H2Endpoint:
         elif cls is StreamReset:
             self.reset_stream(event.stream_id, event.error_code)  # type: ignore[attr-defined]
         else:
-            self._send_head(event)
-        return self._conn.data_to_send()
+            try:
+                self._send_head(event)
+            except NoSuchStreamError:  # the peer reset it in the batch being handled
+                self._forget(event.stream_id)  # type: ignore[attr-defined]
+
+    def _live(self, stream_id: int) -> H2Stream | None:
+        """The stream, if we may still send on it (not ended, reset or GOAWAY'd)."""
+        if self._conn.state_machine.state is ConnectionState.CLOSED:
+            return None
+        st = self._streams.get(stream_id)
+        return None if st is None or st.local_done else st
+
+    def _rst(self, stream_id: int, error_code: int) -> None:
+        """RST_STREAM, tolerating a stream h2 has closed already."""
+        if self._conn.state_machine.state is not ConnectionState.CLOSED:
+            try:
+                self._conn.reset_stream(stream_id, error_code)
+            except NoSuchStreamError:
+                pass
 
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
-        """Send what the windows allow now, queue the rest (see WindowUpdate)."""
-        st = self._streams.get(stream_id)
-        if st is None or st.local_done:
-            return  # reset meanwhile: the runtime learns it from StreamReset
+        """Send what the windows allow now, queue the rest (see WindowUpdate).
+        A stream that was reset meanwhile swallows the data: the runtime learns of
+        the reset from a StreamReset event."""
+        st = self._live(stream_id)
+        if st is None:
+            return
         if st.queued or st.queue:
             st.queue.append(data)  # type: ignore[union-attr]
             st.queued += len(data)
             st.pending_end = end_stream
             return
-        rest = self._send_now(stream_id, data, end_stream)
+        try:
+            rest = self._send_now(stream_id, data, end_stream)
+        except NoSuchStreamError:
+            self._forget(stream_id)
+            return
         if rest:
             st.queue = deque((rest,))
             st.queued = len(rest)
@@ -142,18 +170,22 @@ class H2Endpoint:
             self._local_end(stream_id, st)
 
     def send_trailers(self, stream_id: int, headers: Headers) -> None:
-        st = self._streams.get(stream_id)
-        if st is None or st.local_done:
+        st = self._live(stream_id)
+        if st is None:
             return
         if st.queue:
             st.pending_trailers = headers
             return
-        self._conn.send_headers(stream_id, sanitize(headers, []), end_stream=True)
+        try:
+            self._conn.send_headers(stream_id, sanitize(headers, []), end_stream=True)
+        except NoSuchStreamError:
+            self._forget(stream_id)
+            return
         self._local_end(stream_id, st)
 
     def reset_stream(self, stream_id: int, error_code: int = CANCEL) -> None:
         if self._forget(stream_id) is not None:
-            self._conn.reset_stream(stream_id, error_code)
+            self._rst(stream_id, error_code)
 
     def close(self, error_code: int = 0, last_stream_id: int | None = None) -> bytes:
         """GOAWAY; returns the bytes to write before closing the socket."""
@@ -214,23 +246,27 @@ class H2Endpoint:
                 self._blocked.discard(stream_id)
                 continue
             before = st.queued
-            while queue:
-                chunk = queue.popleft()
-                rest = self._send_now(stream_id, chunk, st.pending_end and not queue)
-                st.queued -= len(chunk) - len(rest)
-                if rest:
-                    queue.appendleft(rest)
-                    break
+            try:
+                while queue:
+                    chunk = queue.popleft()
+                    rest = self._send_now(stream_id, chunk, st.pending_end and not queue)
+                    st.queued -= len(chunk) - len(rest)
+                    if rest:
+                        queue.appendleft(rest)
+                        break
+                if not queue and st.pending_trailers is not None:
+                    trailers, st.pending_trailers = st.pending_trailers, None
+                    self._conn.send_headers(stream_id, sanitize(trailers, []), end_stream=True)
+                    st.pending_end = True
+            except NoSuchStreamError:  # reset by the peer in this very batch
+                self._forget(stream_id)
+                continue
             if queue:
                 if st.queued != before:
                     events.append(WindowUpdate(stream_id, st.queued))
                 continue
             self._blocked.discard(stream_id)
-            if st.pending_trailers is not None:
-                trailers, st.pending_trailers = st.pending_trailers, None
-                self._conn.send_headers(stream_id, sanitize(trailers, []), end_stream=True)
-                self._local_end(stream_id, st)
-            elif st.pending_end:
+            if st.pending_end:
                 self._local_end(stream_id, st)
             events.append(WindowUpdate(stream_id, 0))
 
@@ -305,7 +341,7 @@ class H2Endpoint:
                     continue
                 if self._headers_too_big(ev.headers):
                     self._forget(sid)
-                    conn.reset_stream(sid, INTERNAL_ERROR)
+                    self._rst(sid, INTERNAL_ERROR)
                     out.append(StreamReset(sid, INTERNAL_ERROR, False))
                     continue
                 out.append(Trailers(sid, list(ev.headers)))
@@ -346,7 +382,7 @@ class H2Endpoint:
             elif name == b"cookie":
                 cookies.append(value)
             else:
-                if name == b"content-length":
+                if name == b"content-length" and value.isdigit():  # h2 checked it
                     cl = int(value)
                 regular.append((name, value))
         if cookies:

@@ -181,6 +181,18 @@ def test_client_reset_reaches_server():
     pair.server.send_data(sid, b"late", True)
 
 
+def test_reply_to_request_reset_in_the_same_batch_is_harmless():
+    pair = H2Pair()
+    sid = pair.client.send_request(b"GET", b"/", b"h", [], end_stream=True)
+    pair.client.reset_stream(sid)
+    events = pair.server.receive_data(pair.client.data_to_send())
+    assert [type(e).__name__ for e in events] == ["RequestHead", "StreamReset"]
+    # the runtime answers the RequestHead before it looks at the StreamReset
+    pair.server.send_response_head_and_body(sid, 200, [], b"too late")
+    pair.server.send(Trailers(sid, []))
+    assert pair.pump() == ([], [])
+
+
 def test_server_reset_reaches_client():
     pair = H2Pair()
     sid = pair.client.send_request(b"GET", b"/", b"h", [], end_stream=True)
