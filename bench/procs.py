@@ -193,7 +193,9 @@ class Supervisor:
         if ready is not None:
             def check() -> bool:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+                    tail = log.read_text(errors="replace")[-3000:]
+                    last = next((l.strip() for l in reversed(tail.splitlines()) if l.strip()), "no output")
+                    raise RuntimeError(f"{name} exited with {proc.returncode}: {last}\n{tail}")
                 return ready()
             wait_for(check, timeout, name, log)
         return proc

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "apply": "isthmus.cli.config_cmds:apply",
     "get": "isthmus.cli.config_cmds:get",
     "delete": "isthmus.cli.config_cmds:delete",
+    "create": "isthmus.cli.create_cmd:create",
     # services
     "galley": "isthmus.galley.main:galley",
     "citadel": "isthmus.citadel.main:citadel",
@@ -26,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "cert": "isthmus.citadel.main:cert",
     "bootstrap": "isthmus.proxy.bootstrap:bootstrap",
     "proxy": "isthmus.proxy.agent:proxy",
+    "gateway": "isthmus.gateway.main:gateway",
     "pilot": "isthmus.pilot.main:pilot",
     "proxy-status": "isthmus.cli.pilot_cmds:proxy_status",
     "proxy-config": "isthmus.cli.pilot_cmds:proxy_config",

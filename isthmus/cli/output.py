@@ -11,6 +11,7 @@ import yaml
 
 from isthmus.shared.config.kinds import KindInfo, by_kind
 from isthmus.shared.config.resource import Resource
+from isthmus.shared.config.secret import redacted_body
 
 
 def age(ts: str, now: datetime | None = None) -> str:
@@ -61,7 +62,19 @@ COLUMNS: dict[str, list[tuple[str, Callable[[dict], str]]]] = {
     "WorkloadEntry": [("ADDRESS", lambda s: str(s.get("address", "")))],
     "PeerAuthentication": [("MODE", lambda s: str((s.get("mtls") or {}).get("mode", "")))],
     "AuthorizationPolicy": [("ACTION", lambda s: str(s.get("action", "ALLOW")))],
+    "Secret": [("TYPE", lambda s: str(s.get("type", "Opaque"))), ("DATA", lambda s: str(len(s.get("data") or {})))],
 }
+
+
+def manifest(r: Resource) -> dict[str, Any]:
+    """The document to print: a Secret's body at the top level with private keys REDACTED."""
+    doc = r.to_manifest()
+    row = by_kind(r.kind)
+    if row is not None and row.body_fields:
+        spec = doc.pop("spec", {})
+        body = redacted_body(spec) if r.kind == "Secret" else spec
+        doc.update(row.manifest_body(body))
+    return doc
 
 
 def render_table(rows: Sequence[Sequence[str]]) -> str:
@@ -73,7 +86,7 @@ def render_table(rows: Sequence[Sequence[str]]) -> str:
 
 def print_resources(items: Sequence[Resource], output: str, all_namespaces: bool, kind: KindInfo | None) -> None:
     if output in ("yaml", "json"):
-        docs = [r.to_manifest() for r in items]
+        docs = [manifest(r) for r in items]
         body: Any = docs[0] if len(docs) == 1 and kind is not None else {"apiVersion": "v1", "kind": "List", "items": docs}
         if output == "json":
             click.echo(json.dumps(body, indent=2))

@@ -72,9 +72,10 @@ def outbound_headers(request: web.Request) -> dict[str, str]:
 
 
 async def _call(request: web.Request, url: str, attempts: int, error: str) -> tuple[int, Any]:
+    headers, timeout = outbound_headers(request), request.app[CONFIG].timeout
     status = 500
     for _ in range(attempts):
-        status, body = await get_json(request.app[CLIENT], url, outbound_headers(request), request.app[CONFIG].timeout)
+        status, body = await get_json(request.app[CLIENT], url, headers, timeout)
         if status == 200:
             return 200, body
     return status, {"error": error}

@@ -31,17 +31,12 @@ REVIEWS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _podname() -> str:
-    # Istio reports $HOSTNAME (the pod name); local processes share one host, so say which.
-    return os.environ.get("HOSTNAME") or f"reviews-{socket.gethostname()}"
-
-
 @dataclass(frozen=True)
 class ReviewsConfig:
     version: str = "v1"
     ratings_url: str = field(default_factory=lambda: service_url("ratings"))
     ratings_timeout: float | None = None  # None: Istio's per-colour timeout above
-    podname: str = field(default_factory=_podname)
+    podname: str = ""  # "" → $HOSTNAME (Istio: the pod name), else reviews-<version>-<host>
     clustername: str = field(default_factory=lambda: os.environ.get("CLUSTER_NAME", "null"))  # Java prints null
 
     def __post_init__(self) -> None:
@@ -55,6 +50,11 @@ class ReviewsConfig:
     @property
     def star_color(self) -> str:
         return VERSIONS[self.version][1]
+
+    @property
+    def served_by(self) -> str:
+        # Local processes share one host name, so name the version too.
+        return self.podname or os.environ.get("HOSTNAME") or f"reviews-{self.version}-{socket.gethostname()}"
 
     @property
     def timeout(self) -> float:
@@ -77,7 +77,7 @@ def reviews_body(product_id: int, ratings: dict[str, Any] | None, config: Review
                 else {"error": RATINGS_UNAVAILABLE}
             )
         reviews.append(review)
-    return {"id": str(product_id), "podname": config.podname, "clustername": config.clustername, "reviews": reviews}
+    return {"id": str(product_id), "podname": config.served_by, "clustername": config.clustername, "reviews": reviews}
 
 
 async def book_reviews(request: web.Request) -> web.Response:

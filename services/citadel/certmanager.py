@@ -85,8 +85,10 @@ def renew_time(cert: WorkloadCert, received_at: float, fraction: float) -> float
 
 class CertificateManager:
     def __init__(self, identity: SpiffeId, client: CitadelClient, *, policy: RenewalPolicy | None = None,
-                 clock: Clock | None = None, rng: random.Random | None = None, write_dir: Path | None = None):
+                 clock: Clock | None = None, rng: random.Random | None = None, write_dir: Path | None = None,
+                 dns_names: tuple[str, ...] = ()):
         self.identity = identity
+        self.dns_names = tuple(dns_names)  # extra CSR SANs (istiod's hostnames; citadel refuses them to others)
         self.client = client
         self.policy = policy or RenewalPolicy()
         self.clock = clock or SystemClock()
@@ -168,7 +170,7 @@ class CertificateManager:
     # -- one step ---------------------------------------------------------------------
     async def _renew(self) -> None:
         key = await asyncio.to_thread(self.policy.key_type.generate)
-        csr = make_csr(key, self.identity)
+        csr = make_csr(key, self.identity, self.dns_names)
         current = self._cert
         chain: list[str] | None = None
         if self.policy.renew_with_mtls and current is not None and current.valid_at(self.clock.time()) \

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from isthmus.shared.config.kinds import by_kind
 from isthmus.shared.config.resource import Meta, Resource
 from isthmus.shared.protos import galley_pb2
 
@@ -55,13 +56,20 @@ def to_document(p: galley_pb2.Resource) -> dict:
         metadata["resourceVersion"] = p.resource_version
     doc: dict = {"apiVersion": p.api_version, "kind": p.kind, "metadata": metadata}
     if p.spec_json:
-        doc["spec"] = json.loads(p.spec_json)
+        spec = json.loads(p.spec_json)
+        row = by_kind(p.kind)
+        if row is not None and row.body_fields and isinstance(spec, dict):
+            doc.update(row.manifest_body(spec))  # a Secret's body sits at the top level
+        else:
+            doc["spec"] = spec
     return doc
 
 
 def document_to_proto(doc: dict, namespace: str) -> galley_pb2.Resource:
     """Client side: a parsed YAML document as it goes on the wire (no validation here)."""
     md = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    row = by_kind(str(doc.get("kind", "")))
+    body = row.body(doc) if row is not None else doc.get("spec")
     return galley_pb2.Resource(
         api_version=str(doc.get("apiVersion", "")),
         kind=str(doc.get("kind", "")),
@@ -70,5 +78,5 @@ def document_to_proto(doc: dict, namespace: str) -> galley_pb2.Resource:
         resource_version=str(md.get("resourceVersion", "") or ""),
         labels={str(k): str(v) for k, v in (md.get("labels") or {}).items()} if isinstance(md.get("labels"), dict) else {},
         annotations={str(k): str(v) for k, v in (md.get("annotations") or {}).items()} if isinstance(md.get("annotations"), dict) else {},
-        spec_json=json.dumps(doc.get("spec") if doc.get("spec") is not None else {}, default=str),
+        spec_json=json.dumps(body if body is not None else {}, default=str),
     )

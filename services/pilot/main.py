@@ -33,11 +33,13 @@ def load_mesh_config(path: Path | None) -> MeshConfig:
 async def _cert_manager(ca: str, token_file: Path, trust_domain: str):
     from isthmus.citadel.certmanager import CertificateManager
     from isthmus.citadel.client import CitadelClient
+    from isthmus.citadel.pki.policy import CONTROL_PLANE_DNS_NAMES
     from isthmus.citadel.spiffe import SpiffeId
 
     identity = SpiffeId(trust_domain, "istio-system", "istiod")
     client = CitadelClient(ca, token=lambda: token_file.read_text().strip())
-    manager = CertificateManager(identity, client)
+    # Proxies verify pilot by hostname (istiod.istio-system.svc), as Istio's do.
+    manager = CertificateManager(identity, client, dns_names=CONTROL_PLANE_DNS_NAMES)
     manager.start()
     await manager.wait_ready(timeout=30)
     return manager

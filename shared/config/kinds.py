@@ -10,7 +10,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Callable
 
-from isthmus.shared.config import types
+from isthmus.shared.config import secret, types
 from isthmus.shared.config.spec import Spec
 from isthmus.shared.config.validation import networking, security, telemetry
 from isthmus.shared.config.validation.report import Findings
@@ -43,17 +43,35 @@ class KindInfo:
     spec_class: type[Spec]
     validate: Validator
     namespaced: bool = True
+    # Kinds without a `spec` (core Secret): the top-level fields that form the stored body,
+    # its structural schema, and how the API server normalises it before storing.
+    body_fields: tuple[str, ...] = ()
+    body_schema: dict[str, Any] | None = None
+    normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     @property
     def api_versions(self) -> tuple[str, ...]:
-        return tuple(f"{self.group}/{v}" for v in self.versions)
+        return tuple(f"{self.group}/{v}" if self.group else v for v in self.versions)
 
     @property
     def preferred_api_version(self) -> str:
-        return f"{self.group}/{self.versions[0]}" if "v1" not in self.versions else f"{self.group}/v1"
+        version = "v1" if "v1" in self.versions else self.versions[0]
+        return f"{self.group}/{version}" if self.group else version
 
     def schema(self) -> dict[str, Any]:
+        if self.body_schema is not None:
+            return self.body_schema
         return _schemas()[self.kind]["spec"]
+
+    def body(self, doc: dict[str, Any]) -> Any:
+        """The part of a document that is stored as the spec: `spec`, or the body fields."""
+        if not self.body_fields:
+            return doc.get("spec")
+        return {k: doc[k] for k in self.body_fields if k in doc}
+
+    def manifest_body(self, spec: Any) -> dict[str, Any]:
+        """The stored spec back in the document's shape (`{"spec": ...}` or the body fields)."""
+        return dict(spec) if self.body_fields else {"spec": spec}
 
 
 @cache
@@ -88,13 +106,19 @@ KINDS: tuple[KindInfo, ...] = (
     _row("AuthorizationPolicy", security.validate_authorization_policy),
     _row("RequestAuthentication", security.validate_request_authentication),
     _row("Telemetry", telemetry.validate_telemetry),
+    KindInfo(
+        kind="Secret", group="", versions=("v1",), plural="secrets", short_names=(),
+        spec_class=secret.SecretSpec, validate=secret.validate_secret, namespaced=True,
+        body_fields=secret.BODY_FIELDS, body_schema=secret.SCHEMA, normalize=secret.normalize_body,
+    ),
 )
 
 _BY_KIND = {k.kind: k for k in KINDS}
 _BY_ALIAS = {
     alias.lower(): k
     for k in KINDS
-    for alias in (k.kind, k.plural, k.kind.lower(), *k.short_names, f"{k.plural}.{k.group}", f"{k.kind}.{k.group}")
+    for alias in (k.kind, k.plural, k.kind.lower(), *k.short_names,
+                  *((f"{k.plural}.{k.group}", f"{k.kind}.{k.group}") if k.group else ()))
 }
 
 

@@ -12,7 +12,7 @@ from isthmus.citadel.clock import Clock, SystemClock
 from isthmus.citadel.pki.bundle import TrustBundle
 from isthmus.citadel.pki.issue import cert_pem, issue_leaf
 from isthmus.citadel.pki.keys import PrivateKey
-from isthmus.citadel.pki.policy import IssuancePolicy
+from isthmus.citadel.pki.policy import IssuancePolicy, allowed_dns_names
 from isthmus.citadel.pki.store import CaMaterial, CaSource
 from isthmus.citadel.spiffe import SpiffeId
 from isthmus.shared.logging import get_logger
@@ -53,8 +53,17 @@ class CertificateAuthority:
         return True
 
     def sign_workload(self, csr: x509.CertificateSigningRequest, identity: SpiffeId, ttl: int) -> list[str]:
-        """Sign an already-checked CSR for `identity`; returns PEMs leaf first, root last."""
-        return self._issue(csr.public_key(), ttl, uris=(identity.uri,))
+        """Sign an already-checked CSR for `identity`; returns PEMs leaf first, root last.
+        The CSR's DNS names are copied only where the policy grants them to `identity`."""
+        allowed = allowed_dns_names(identity)
+        dns: tuple[str, ...] = ()
+        if allowed:
+            try:
+                san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                dns = tuple(dict.fromkeys(d for d in san.get_values_for_type(x509.DNSName) if d in allowed))
+            except x509.ExtensionNotFound:
+                pass
+        return self._issue(csr.public_key(), ttl, uris=(identity.uri,), dns_names=dns)
 
     def issue_serving(self, key: PrivateKey, ttl: int, *, uris: tuple[str, ...] = (),
                       dns_names: tuple[str, ...] = (), ips: tuple[str, ...] = ()) -> list[str]:

@@ -2,7 +2,8 @@
 
 `check_csr(pem, caller)` returns the parsed request or raises `Rejected` naming the
 rule that failed: parseable PEM, valid self-signature, strong key (EC >= P-256,
-RSA >= 2048), no CA:true, exactly one SAN, a URI equal to the caller's SPIFFE id.
+RSA >= 2048), no CA:true, exactly one URI SAN equal to the caller's SPIFFE id and no
+other SAN — except the DNS names `policy.allowed_dns_names(caller)` grants (istiod's).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from cryptography.x509.oid import ExtensionOID
 
 from isthmus.citadel.errors import Rejected, denied
 from isthmus.citadel.pki.keys import PrivateKey, signature_hash
+from isthmus.citadel.pki.policy import allowed_dns_names
 from isthmus.citadel.spiffe import SpiffeId
 
 ALLOWED_CURVES = {"secp256r1": 256, "secp384r1": 384, "secp521r1": 521}
@@ -65,9 +67,15 @@ def check_csr(csr_pem: str | bytes, caller: SpiffeId) -> x509.CertificateSigning
         raise Rejected("csr_no_san", f"csr: no subjectAltName; it must hold exactly the URI {caller.uri}") from None
     names = list(san)
     uris = san.get_values_for_type(x509.UniformResourceIdentifier)
-    if len(names) != 1 or len(uris) != 1:
-        others = ", ".join(_describe(n) for n in names)
-        raise denied("csr_extra_san", f"csr: subjectAltName must hold only the URI {caller.uri} (got {others})")
+    allowed = allowed_dns_names(caller)
+    extra = [n for n in names if not isinstance(n, x509.UniformResourceIdentifier)
+             and not (isinstance(n, x509.DNSName) and n.value in allowed)]
+    if len(uris) != 1 or extra:
+        got = ", ".join(_describe(n) for n in names)
+        if allowed:
+            raise denied("csr_extra_san", f"csr: subjectAltName may hold only the URI {caller.uri} and the DNS "
+                         f"names {', '.join(sorted(allowed))} (got {got})")
+        raise denied("csr_extra_san", f"csr: subjectAltName must hold only the URI {caller.uri} (got {got})")
     if uris[0] != caller.uri:
         raise denied("csr_identity_mismatch",
                      f"csr: subjectAltName {uris[0]} is not the caller's identity {caller.uri}")
@@ -80,11 +88,13 @@ def _describe(name: x509.GeneralName) -> str:
     return f"{kind}:{name.value}"
 
 
-def make_csr(key: PrivateKey, identity: SpiffeId) -> str:
-    """The CSR a workload sends: empty subject, its SPIFFE URI as the only SAN."""
+def make_csr(key: PrivateKey, identity: SpiffeId, dns_names: tuple[str, ...] = ()) -> str:
+    """The CSR a workload sends: empty subject, its SPIFFE URI as the SAN (plus `dns_names`,
+    which only istiod may ask for)."""
+    sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.uri)]
+    sans += [x509.DNSName(d) for d in dns_names]
     csr = (x509.CertificateSigningRequestBuilder()
            .subject_name(x509.Name([]))
-           .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity.uri)]),
-                          critical=True)
+           .add_extension(x509.SubjectAlternativeName(sans), critical=True)
            .sign(key, signature_hash(key)))
     return csr.public_bytes(serialization.Encoding.PEM).decode()

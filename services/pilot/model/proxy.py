@@ -50,10 +50,20 @@ class Proxy:
     version: str = ""
     identity: str = ""  # SPIFFE id proven by the mTLS peer certificate ("" on plaintext xDS)
     metadata: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # Gateways: Gateway server port → the port its listener binds (node metadata GATEWAY_PORT_MAP,
+    # what a Kubernetes Service's targetPort does for Istio: 80 → 8080 without root), and the
+    # address listeners bind unless a server names its own `bind` (GATEWAY_BIND).
+    gateway_port_map: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
+    gateway_bind: str = "0.0.0.0"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+        object.__setattr__(self, "gateway_port_map", MappingProxyType(dict(self.gateway_port_map)))
+
+    def listen_port(self, server_port: int) -> int:
+        """Where a gateway listens for a Gateway server port (the port map, else the port itself)."""
+        return self.gateway_port_map.get(server_port, server_port)
 
     def __hash__(self) -> int:
         return hash(self.id)

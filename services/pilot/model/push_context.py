@@ -15,11 +15,26 @@ from isthmus.pilot.model.mesh import MeshConfig
 from isthmus.pilot.model.proxy import Proxy
 from isthmus.pilot.model.registry import RegistrySnapshot, build_service_entry_registry
 from isthmus.pilot.model.service import Endpoint, Service
-from isthmus.shared.config.hosts import host_matches, resolve_short_name, split_namespaced
+from isthmus.shared.config.hosts import host_matches, resolve_short_name
 from isthmus.shared.config.kinds import by_kind
 from isthmus.shared.config.resource import Resource, ResourceKey
 
 MESH_GATEWAY = "mesh"
+
+
+def resolve_gateway_name(name: str, namespace: str) -> str:
+    """A VirtualService's `gateways:` entry → `ns/name` (or `mesh`), as Istio's ResolveGatewayName:
+    `ns/name`, `./name`, a short `name` (the VirtualService's namespace), or the legacy FQDN
+    `name.ns.svc.cluster.local`."""
+    if name == MESH_GATEWAY:
+        return name
+    if "/" in name:
+        ns, _, short = name.partition("/")
+        return f"{namespace if ns == '.' else ns}/{short}"
+    if "." in name:
+        short, _, rest = name.partition(".")
+        return f"{rest.split('.', 1)[0]}/{short}"
+    return f"{namespace}/{name}"
 
 
 @dataclass(frozen=True)
@@ -106,12 +121,7 @@ class PushContext:
         vs_index: dict[str, list[Config]] = {}
         for vs in configs.of("VirtualService"):
             gateways = vs.spec.gateways or (MESH_GATEWAY,)
-            for gw in gateways:
-                if gw == MESH_GATEWAY:
-                    key = MESH_GATEWAY
-                else:
-                    ns, name = split_namespaced(gw, vs.namespace)
-                    key = f"{ns}/{name}"
+            for key in dict.fromkeys(resolve_gateway_name(gw, vs.namespace) for gw in gateways):
                 vs_index.setdefault(key, []).append(vs)
         return cls(
             version=version,

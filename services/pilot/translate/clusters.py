@@ -4,7 +4,7 @@
 service the proxy may see (Sidecar scope + exportTo; per port, then one per
 DestinationRule subset), inbound clusters for a sidecar's workload ports, then
 PassthroughCluster, BlackHoleCluster (and InboundPassthroughClusterIpv4 for iptables
-sidecars). Discovery type follows the service's resolution; the DestinationRule's
+sidecars); gateways get AUTO_PASSTHROUGH's SNI-DNAT clusters instead of inbound ones. Discovery type follows the service's resolution; the DestinationRule's
 merged traffic policy (policy.py) sets limits, LB, outlier detection and TLS;
 auto-mTLS uses transport_socket_matches on the endpoints' `tlsMode` metadata.
 """
@@ -262,7 +262,11 @@ def blackhole_cluster(push: PushContext) -> Cluster:
 def build_clusters(proxy: Proxy, push: PushContext) -> list[Cluster]:
     """Every cluster this proxy needs, in a deterministic order (see the module docstring)."""
     clusters = build_outbound_clusters(proxy, push)
-    if not proxy.is_gateway:
+    if proxy.is_gateway:
+        from isthmus.pilot.translate.gateway import build_sni_dnat_clusters  # AUTO_PASSTHROUGH servers
+
+        clusters.extend(build_sni_dnat_clusters(proxy, push))
+    else:
         clusters.extend(build_inbound_clusters(proxy, push))
     clusters.append(passthrough_cluster(proxy, push))
     clusters.append(blackhole_cluster(push))

@@ -25,7 +25,9 @@ from isthmus.pilot.model.proxy import Proxy
 from isthmus.pilot.model.push_context import Config, PushContext
 from isthmus.pilot.translate.naming import ClusterName
 from isthmus.pilot.translate.policy import hash_policy_for_destination
-from isthmus.pilot.translate.route_match import applies_to_sidecar, path_description, route_match
+from isthmus.pilot.translate.route_match import (
+    MESH_GATEWAY, applies_to_gateway, applies_to_sidecar, path_description, route_match,
+)
 from isthmus.pilot.translate.route_policy import (
     CORS_FILTER,
     FAULT_FILTER,
@@ -65,8 +67,10 @@ class RouteContext:
 
     proxy: Proxy
     push: PushContext
-    port: int  # the service port the virtual host serves
+    port: int  # the service port the virtual host serves (a gateway: the Gateway server's port)
     default_retry: HTTPRetry | None  # the mesh default (None: Istio's built-in default)
+    gateway: str = MESH_GATEWAY  # "mesh" for sidecars, else the Gateway ("ns/name") the routes serve
+    tls: bool = False  # the gateway server terminates TLS (a redirect's default scheme is https)
 
 
 # ---------------------------------------------------------------- destinations and hashing
@@ -139,7 +143,7 @@ def header_ops(headers: Headers | None) -> HeaderOps:
 
 # ---------------------------------------------------------------- actions
 
-def apply_redirect(out: rc.Route, redirect: HTTPRedirect, port: int) -> bool:
+def apply_redirect(out: rc.Route, redirect: HTTPRedirect, port: int, tls: bool = False) -> bool:
     """Istio's ApplyRedirect; False (route dropped) for an unsupported redirect code."""
     code = REDIRECT_CODES.get(redirect.redirect_code)
     if code is None:
@@ -156,7 +160,7 @@ def apply_redirect(out: rc.Route, redirect: HTTPRedirect, port: int) -> bool:
             action.port_redirect = redirect.port
         elif redirect.derive_port == "FROM_REQUEST_PORT":
             action.port_redirect = port  # routes are built per port, so the request port is known
-        scheme = redirect.scheme or "http"  # sidecars never terminate TLS
+        scheme = redirect.scheme or ("https" if tls else "http")  # only gateways terminate TLS
         if (action.port_redirect, scheme) in ((80, "http"), (443, "https")):
             action.port_redirect = 0
     out.redirect.CopyFrom(action)
@@ -282,7 +286,10 @@ def config_metadata(vs: Config) -> base_pb2.Metadata:
 
 
 def translate_route(ctx: RouteContext, vs: Config, http: HTTPRoute, match: HTTPMatchRequest | None) -> rc.Route | None:
-    if not applies_to_sidecar(match, ctx.proxy, ctx.port):
+    if ctx.gateway == MESH_GATEWAY:
+        if not applies_to_sidecar(match, ctx.proxy, ctx.port):
+            return None
+    elif not applies_to_gateway(match, ctx.proxy, ctx.port, ctx.gateway, vs.namespace):
         return None
     name = http.name or ""
     if match is not None and match.name:
@@ -296,7 +303,7 @@ def translate_route(ctx: RouteContext, vs: Config, http: HTTPRoute, match: HTTPM
     out.request_headers_to_remove.extend(ops.request_remove)
     out.response_headers_to_remove.extend(ops.response_remove)
     if http.redirect is not None:
-        if not apply_redirect(out, http.redirect, ctx.port):
+        if not apply_redirect(out, http.redirect, ctx.port, ctx.tls):
             return None
     elif http.direct_response is not None:
         apply_direct_response(out, http.direct_response)

@@ -3,7 +3,8 @@
 `route_match(match)` is Istio's TranslateRouteMatch: uri exact/prefix/regex (RE2),
 case sensitivity, headers / withoutHeaders / queryParams (sorted by name), then the
 pseudo-headers `:method`, `:authority`, `:scheme`. `applies_to_sidecar` is Istio's
-sourceMatchHTTP + port check: gateways (`mesh`), sourceLabels, sourceNamespace, port.
+sourceMatchHTTP + port check: gateways (`mesh`), sourceLabels, sourceNamespace, port;
+`applies_to_gateway` is the same for a gateway proxy serving Gateway `ns/name`.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
 from isthmus.pilot.model.proxy import Proxy
+from isthmus.pilot.model.push_context import resolve_gateway_name
 from isthmus.shared.config.types import HTTPMatchRequest, StringMatch
 
 MESH_GATEWAY = "mesh"
@@ -114,6 +116,22 @@ def applies_to_sidecar(match: HTTPMatchRequest | None, proxy: Proxy, port: int) 
         return False
     if match.gateways:
         return MESH_GATEWAY in match.gateways
+    if any(proxy.labels.get(k) != v for k, v in match.source_labels.items()):
+        return False
+    return not match.source_namespace or match.source_namespace == proxy.namespace
+
+
+def applies_to_gateway(match: HTTPMatchRequest | None, proxy: Proxy, port: int, gateway: str, vs_namespace: str) -> bool:
+    """Istio's sourceMatchHTTP for a gateway: a match naming gateways applies when one of them
+    (resolved in the VirtualService's namespace) is `gateway`; otherwise sourceLabels and
+    sourceNamespace are checked against the gateway proxy. A match port other than the
+    Gateway server's `port` drops it."""
+    if match is None:
+        return True
+    if match.port is not None and match.port != 0 and match.port != port:
+        return False
+    if match.gateways:
+        return gateway in {resolve_gateway_name(g, vs_namespace) for g in match.gateways}
     if any(proxy.labels.get(k) != v for k, v in match.source_labels.items()):
         return False
     return not match.source_namespace or match.source_namespace == proxy.namespace

@@ -4,9 +4,11 @@
   visible HTTP service on that port, then the catch-all (`allow_any` → PassthroughCluster
   under ALLOW_ANY, `block_all` → 502 under REGISTRY_ONLY), as Istio.
 - `"http_proxy"` (explicit capture): a virtual host per visible HTTP service *port*;
-  domains carry `:PORT` (the bare forms only for port 80, as Istio merges them).
-- anything else, or any name for a gateway (router) proxy: an empty RouteConfiguration
-  with that name (gateway routes come from Gateway-bound VirtualServices, elsewhere).
+  domains carry `:PORT` (the bare forms only for port 80, as Istio merges them); then the
+  same catch-all, where `allow_any` names the original destination from the authority
+  (`x-envoy-original-dst-host`: there is no original destination on the socket).
+- any name for a gateway (router) proxy: translate/gateway_routes.py.
+- anything else: an empty RouteConfiguration with that name.
 
 A virtual host is `HOST:PORT` with the FQDN, the names a client in the proxy's
 namespace may use (`name`, `name.ns`, `name.ns.svc`) and the VIPs. Its routes come
@@ -19,6 +21,7 @@ from typing import Iterable
 
 from google.protobuf import wrappers_pb2
 
+from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
@@ -162,28 +165,40 @@ class _Builder:
 
     def http_proxy_route(self) -> list[rc.VirtualHost]:
         pairs = [(s, p.port) for s in self.services for p in s.ports if is_http_port(p)]
-        return self.virtual_hosts(pairs, lambda p: p == 80)
+        return [*self.virtual_hosts(pairs, lambda p: p == 80), catch_all_virtual_host(self.push, explicit=True)]
 
 
-def catch_all_virtual_host(push: PushContext) -> rc.VirtualHost:
+ORIGINAL_DST_HOST_HEADER = "x-envoy-original-dst-host"
+
+
+def catch_all_virtual_host(push: PushContext, explicit: bool = False) -> rc.VirtualHost:
+    """REGISTRY_ONLY: `block_all`, 502. ALLOW_ANY: `allow_any` to PassthroughCluster; for the explicit
+    (HTTP_PROXY) listener the original destination is the request's authority (it must be IP:PORT:
+    Envoy's ORIGINAL_DST cluster does not resolve names)."""
     if push.mesh.outbound_traffic_policy == "REGISTRY_ONLY":
         route = rc.Route(name=BLOCK_ALL, match=rc.RouteMatch(prefix="/"), direct_response=rc.DirectResponseAction(status=502))
         return rc.VirtualHost(name=BLOCK_ALL, domains=["*"], routes=[route], include_request_attempt_count=True)
     action = rc.RouteAction(cluster=PASSTHROUGH_CLUSTER)
     set_timeout(action, None)
     route = rc.Route(name=ALLOW_ANY, match=rc.RouteMatch(prefix="/"), route=action)
+    if explicit:
+        route.request_headers_to_add.add(
+            header=base_pb2.HeaderValue(key=ORIGINAL_DST_HOST_HEADER, value="%REQ(:AUTHORITY)%"),
+            append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+        )
     return rc.VirtualHost(name=ALLOW_ANY, domains=["*"], routes=[route], include_request_attempt_count=True)
 
 
 def build_routes(proxy: Proxy, push: PushContext, names: Iterable[str]) -> list[route_pb2.RouteConfiguration]:
-    """One RouteConfiguration per requested name, in request order. Sidecars only: a gateway
-    (router) gets empty configurations here; its routes come from Gateway-bound VirtualServices."""
+    """One RouteConfiguration per requested name, in request order (gateways: gateway_routes)."""
+    if proxy.is_gateway:
+        from isthmus.pilot.translate.gateway_routes import build_gateway_routes
+
+        return build_gateway_routes(proxy, push, names)
     builder = _Builder(proxy, push)
     out = []
     for name in names:
-        if proxy.is_gateway:
-            vhosts = None
-        elif name == HTTP_PROXY_ROUTE:
+        if name == HTTP_PROXY_ROUTE:
             vhosts = builder.http_proxy_route()
         elif name.isdigit():
             vhosts = builder.port_route(int(name))

@@ -17,7 +17,29 @@ from google.protobuf import json_format
 
 from isthmus.pilot.xds.discovery import DiscoveryServer
 from isthmus.pilot.xds.status import proxy_status
-from isthmus.pilot.xds.typeurls import short_name
+from isthmus.pilot.xds.typeurls import SECRET, short_name
+from isthmus.shared.config.resource import Resource
+from isthmus.shared.config.secret import redacted_body
+
+REDACTED = "[redacted]"  # what Envoy's own config_dump shows for private keys
+
+
+def _redacted(type_url: str, msg: Any) -> Any:
+    """A copy of an SDS Secret without its private key (other resources unchanged)."""
+    if type_url != SECRET or not msg.HasField("tls_certificate"):
+        return msg
+    out = type(msg)()
+    out.CopyFrom(msg)
+    out.tls_certificate.private_key.Clear()
+    out.tls_certificate.private_key.inline_string = REDACTED
+    return out
+
+
+def _manifest(r: Resource) -> dict[str, Any]:
+    doc = r.to_manifest()
+    if r.kind == "Secret":
+        doc["spec"] = redacted_body(doc.get("spec") or {})
+    return doc
 
 
 def jsonable(value: Any) -> Any:
@@ -62,7 +84,7 @@ def debug_routes(discovery: DiscoveryServer) -> dict[str, Any]:
         return _json({
             "proxy": con.proxy_id,
             "version": discovery.push_context.version if discovery.push_context else None,
-            "resources": {short_name(t): [json_format.MessageToDict(r) for r in rs] for t, rs in dump.items()},
+            "resources": {short_name(t): [json_format.MessageToDict(_redacted(t, r)) for r in rs] for t, rs in dump.items()},
         })
 
     async def registryz(_: web.Request) -> web.Response:
@@ -79,7 +101,7 @@ def debug_routes(discovery: DiscoveryServer) -> dict[str, Any]:
         if push is None:
             return _error(503, "no PushContext yet")
         return _json({"revision": push.configs.revision,
-                      "resources": [r.to_manifest() for r in push.configs.resources()]})
+                      "resources": [_manifest(r) for r in push.configs.resources()]})
 
     async def push_status(_: web.Request) -> web.Response:
         return _json(discovery.status_snapshot())

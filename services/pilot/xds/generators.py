@@ -1,9 +1,10 @@
-"""The one place type URLs meet generators: CDS, EDS, LDS, RDS → the pure translators.
+"""The one place type URLs meet generators: CDS, EDS, LDS, RDS, SDS → the pure translators.
 
-`generator_table(clusters, endpoints, listeners, routes)` binds four functions with
-the translators' signatures to their type URLs; `default_generators()` binds
-`isthmus.pilot.translate.{clusters,endpoints,listeners,routes}`, imported on first
-use. Tests pass their own functions to `generator_table`.
+`generator_table(clusters, endpoints, listeners, routes, secrets=None)` binds functions
+with the translators' signatures to their type URLs; `default_generators()` binds
+`isthmus.pilot.translate.{clusters,endpoints,listeners,routes,secrets}`, imported on
+first use (SDS here is only `kubernetes://` credentials for gateways; the workload
+certificate comes from the agent). Tests pass their own functions to `generator_table`.
 """
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from google.protobuf.message import Message
 
 from isthmus.pilot.model.proxy import Proxy
 from isthmus.pilot.model.push_context import PushContext
-from isthmus.pilot.xds.typeurls import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from isthmus.pilot.xds.typeurls import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET
 
 Resources = Sequence[Message]
 WildcardFn = Callable[[Proxy, PushContext], Resources]  # build_clusters, build_listeners
-NamedFn = Callable[[Proxy, PushContext, Sequence[str]], Resources]  # build_endpoints, build_routes
+NamedFn = Callable[[Proxy, PushContext, Sequence[str]], Resources]  # build_endpoints, build_routes, build_secrets
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,16 @@ def _named(fn: NamedFn) -> Callable[[Proxy, PushContext, frozenset[str] | None],
 
 
 def generator_table(clusters: WildcardFn, endpoints: NamedFn, listeners: WildcardFn,
-                    routes: NamedFn) -> Mapping[str, Generator]:
-    return {
+                    routes: NamedFn, secrets: NamedFn | None = None) -> Mapping[str, Generator]:
+    table = {
         CLUSTER: Generator(CLUSTER, _wildcard(clusters)),
         ENDPOINT: Generator(ENDPOINT, _named(endpoints)),
         LISTENER: Generator(LISTENER, _wildcard(listeners)),
         ROUTE: Generator(ROUTE, _named(routes)),
     }
+    if secrets is not None:
+        table[SECRET] = Generator(SECRET, _named(secrets))
+    return table
 
 
 def _lazy(module: str, function: str) -> Callable[..., Any]:
@@ -62,4 +66,5 @@ def default_generators() -> Mapping[str, Generator]:
         endpoints=_lazy("endpoints", "build_endpoints"),
         listeners=_lazy("listeners", "build_listeners"),
         routes=_lazy("routes", "build_routes"),
+        secrets=_lazy("secrets", "build_secrets"),
     )

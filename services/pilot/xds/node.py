@@ -3,7 +3,8 @@
 node.id is Istio's `TYPE~IP~NAME.NS~NS.svc.cluster.local` (TYPE: sidecar | router);
 node.metadata carries Istio's keys (NAMESPACE, SERVICE_ACCOUNT, LABELS, WORKLOAD_NAME,
 ISTIO_VERSION, INTERCEPTION_MODE, CLUSTER_ID, INSTANCE_IPS) plus ours (WORKLOAD_GROUP,
-PORTS, OUTBOUND_PORT, INBOUND_PORT). `NodeInvalid` names the field and the fix;
+PORTS, OUTBOUND_PORT, INBOUND_PORT; gateways: GATEWAY_PORT_MAP `"80=8080,443=8443"`,
+GATEWAY_BIND). `NodeInvalid` names the field and the fix;
 `IdentityMismatch` names the proven identity and the claimed one.
 """
 from __future__ import annotations
@@ -82,6 +83,20 @@ def _ports(md: Mapping[str, Any]) -> tuple[WorkloadPort, ...]:
     return tuple(out)
 
 
+def _port_map(md: Mapping[str, Any]) -> dict[int, int]:
+    """GATEWAY_PORT_MAP: `"80=8080,443=8443"` (or a map) → {80: 8080, 443: 8443}."""
+    raw = md.get("GATEWAY_PORT_MAP") or {}
+    if isinstance(raw, str):
+        pairs = [item.partition("=") for item in raw.split(",") if item.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise NodeInvalid(f"node.metadata.GATEWAY_PORT_MAP {raw!r}: must be SERVER_PORT=LISTEN_PORT[,...]")
+        raw = {k.strip(): v.strip() for k, _, v in pairs}
+    if not isinstance(raw, Mapping):
+        raise NodeInvalid("node.metadata.GATEWAY_PORT_MAP: must be SERVER_PORT=LISTEN_PORT[,...] or a map")
+    where = "node.metadata.GATEWAY_PORT_MAP"
+    return {_port(k, f"{where}[{k}]"): _port(v, f"{where}[{k}]") for k, v in raw.items()}
+
+
 def _split_id(node_id: str) -> tuple[ProxyType, str, str, str]:
     parts = node_id.split("~")
     if len(parts) != 4 or not all(parts):
@@ -136,7 +151,18 @@ def proxy_from_node(node: base_pb2.Node) -> Proxy:
         cluster=_str(md, "CLUSTER_ID") or node.cluster or "Kubernetes",
         version=_str(md, "ISTIO_VERSION"),
         metadata=md,
+        gateway_port_map=_port_map(md),
+        gateway_bind=_gateway_bind(md),
     )
+
+
+def _gateway_bind(md: Mapping[str, Any]) -> str:
+    bind = _str(md, "GATEWAY_BIND", "0.0.0.0") or "0.0.0.0"
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        raise NodeInvalid(f"node.metadata.GATEWAY_BIND {bind!r}: must be an IP address (e.g. 0.0.0.0)") from None
+    return bind
 
 
 def bind_identity(proxy: Proxy, spiffe_uri: str | None, trust_domain: str) -> Proxy:

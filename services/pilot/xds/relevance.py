@@ -3,7 +3,7 @@
 `proxy_needs_push` answers "could this change alter this proxy's config?": a change
 to a namespaced policy (Sidecar, AuthorizationPolicy, ...) in namespace X concerns
 only X's proxies (all of them when X is the root namespace), a Gateway only gateway
-proxies; anything else — or an unknown kind, or a request naming no config —
+proxies, a Secret only gateways in its namespace; anything else — or an unknown kind, or a request naming no config —
 concerns everyone. `push_plan` then orders the types (CDS → EDS → LDS → RDS) and,
 for EDS-only pushes, narrows EDS to the clusters of the services that changed.
 """
@@ -22,11 +22,15 @@ NAMESPACE_SCOPED = frozenset({"Sidecar", "AuthorizationPolicy", "RequestAuthenti
                               "Telemetry", "WasmPlugin"})
 # Kinds only gateway (router) proxies read.
 GATEWAY_ONLY = frozenset({"Gateway"})
+# Kinds only gateways in the same namespace read (credentialName Secrets, as Istio).
+GATEWAY_NAMESPACE_ONLY = frozenset({"Secret"})
 
 
 def config_affects(proxy: Proxy, key: ResourceKey, root_namespace: str) -> bool:
     if key.kind in GATEWAY_ONLY:
         return proxy.is_gateway
+    if key.kind in GATEWAY_NAMESPACE_ONLY:
+        return proxy.is_gateway and key.namespace == proxy.namespace
     if key.kind in NAMESPACE_SCOPED:
         return key.namespace in (proxy.namespace, root_namespace)
     return True

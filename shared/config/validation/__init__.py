@@ -22,6 +22,7 @@ LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 TOP_LEVEL = {"apiVersion", "kind", "metadata", "spec", "status"}
+BODY_ENVELOPE = {"apiVersion", "kind", "metadata"}
 # ObjectMeta fields a user may send; server-managed ones are accepted and ignored.
 META_FIELDS = {
     "name", "namespace", "labels", "annotations", "resourceVersion", "uid", "generation",
@@ -126,24 +127,29 @@ def validate_document(doc: Any, *, default_namespace: str = "default", source: s
         return _finish(subject, None, f)
     if api_version not in row.api_versions:
         f.error("apiVersion", f"{api_version!r} is not served for {kind}; use one of {', '.join(row.api_versions)}")
+    # A kind without `spec` (core Secret) stores its top-level body fields as the spec.
+    top_level = TOP_LEVEL if not row.body_fields else BODY_ENVELOPE | set(row.body_fields)
     for k in doc:
-        if k not in TOP_LEVEL:
+        if k not in top_level:
             f.error(str(k), "unknown field")
     meta = _meta(doc, default_namespace, row.namespaced, f)
-    spec = doc.get("spec")
+    spec = row.body(doc)
+    path = "" if row.body_fields else "spec"
     if spec is None:
         spec = {}
     if not isinstance(spec, dict):
         f.error("spec", f"must be an object (got {type(spec).__name__})")
     else:
-        schema_check.check_spec(row.schema(), spec, f, "spec")
+        schema_check.check_spec(row.schema(), spec, f, path)
     if f.errors or meta is None:
         return _finish(subject, None, f)
     # Stored as the API server would: unknown fields and nulls pruned, plain JSON.
     try:
         canonical = json.loads(json.dumps(schema_check.prune_spec(row.schema(), spec)))
+        if row.normalize is not None:
+            canonical = row.normalize(canonical)
     except (TypeError, ValueError) as exc:
-        f.error("spec", f"is not representable as JSON: {exc}")
+        f.error(path or "data", f"is not representable as JSON: {exc}")
         return _finish(subject, None, f)
     typed = row.spec_class.from_dict(canonical)
     info = kinds_table.ObjectInfo(

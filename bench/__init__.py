@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.run --quick|--full` (see bench/README.md)."""

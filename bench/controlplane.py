@@ -1,0 +1,353 @@
+"""Control-plane benchmarks: pilot convergence, galley applies and watch fan-out, citadel.
+
+Pilot convergence: galley (SQLite) and pilot run as processes with their default settings;
+`services` ServiceEntries (3 endpoints each) are applied, `clients` simulated sidecars
+(adsfleet) connect, then one VirtualService apply is timed until each client ACKed the
+routes that carry it, and a mesh-wide DestinationRule until each ACKed the changed clusters.
+Pilot's CPU seconds and RSS come from /proc. Pilot runs on one CPU, everything else on the other.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+from bench import adsfleet, procs
+from bench.stats import Spread, percentile
+
+HERE = Path(__file__).resolve().parent
+ISTHMUS = [sys.executable, "-m", "isthmus.cli.main"]
+NAMESPACE = "bench"
+
+
+# ---------------------------------------------------------------- config the benchmarks apply
+
+def service_entry(i: int) -> dict:
+    return {
+        "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+        "metadata": {"name": f"svc-{i:04d}", "namespace": NAMESPACE},
+        "spec": {
+            "hosts": [f"svc-{i:04d}.{NAMESPACE}.svc.cluster.local"],
+            "location": "MESH_INTERNAL", "resolution": "STATIC",
+            "ports": [{"number": 9080, "name": "http", "protocol": "HTTP"}],
+            "endpoints": [{"address": f"127.{100 + i // 250}.{i % 250}.{k + 1}", "labels": {"version": f"v{k + 1}"}}
+                          for k in range(3)],
+        },
+    }
+
+
+def virtual_service(marker: str) -> dict:
+    return {
+        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "svc-0000", "namespace": NAMESPACE},
+        "spec": {"hosts": [f"svc-0000.{NAMESPACE}.svc.cluster.local"],
+                 "http": [{"name": marker, "match": [{"headers": {"end-user": {"exact": "jason"}}}],
+                           "route": [{"destination": {"host": f"svc-0001.{NAMESPACE}.svc.cluster.local"}}]},
+                          {"route": [{"destination": {"host": f"svc-0000.{NAMESPACE}.svc.cluster.local"}}]}]},
+    }
+
+
+def mesh_wide_rule(max_connections: int) -> dict:
+    return {
+        "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+        "metadata": {"name": "mesh-wide", "namespace": "istio-system"},
+        "spec": {"host": f"*.{NAMESPACE}.svc.cluster.local",
+                 "trafficPolicy": {"connectionPool": {"tcp": {"maxConnections": max_connections}}}},
+    }
+
+
+def _to_protos(docs: list[dict]):
+    from isthmus.galley.convert import document_to_proto
+
+    return [document_to_proto(d, d["metadata"].get("namespace", "default")) for d in docs]
+
+
+# ---------------------------------------------------------------- processes
+
+def start_galley(sup: procs.Supervisor, store_url: str, cpu: int | None, name: str = "galley") -> str:
+    port = procs.free_port()
+    sup.start(name, [*ISTHMUS, "galley", "--listen", f"127.0.0.1:{port}", "--monitoring",
+                     f"127.0.0.1:{procs.free_port()}", "--store", store_url, "--log-level", "warning"],
+              procs.tcp_ready(port), timeout=60, cpu=cpu)
+    return f"127.0.0.1:{port}"
+
+
+def start_pilot(sup: procs.Supervisor, galley: str, cpu: int | None) -> tuple[subprocess.Popen, str, str]:
+    ads, mon = procs.free_port(), procs.free_port()
+    proc = sup.start("pilot", [*ISTHMUS, "pilot", "--galley", galley, "--plaintext-listen", f"127.0.0.1:{ads}",
+                               "--monitoring", f"127.0.0.1:{mon}", "--log-level", "warning"],
+                     procs.http_ready(f"http://127.0.0.1:{mon}/healthz/ready"), timeout=60, cpu=cpu)
+    return proc, f"127.0.0.1:{ads}", f"http://127.0.0.1:{mon}"
+
+
+def registry_size(monitoring: str) -> int:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{monitoring}/debug/registryz", timeout=30) as r:
+            return sum(1 for s in json.loads(r.read()) if s["service"]["hostname"].endswith(f".{NAMESPACE}.svc.cluster.local"))
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+class PilotMeter:
+    """Pilot's CPU seconds between two readings, and its RSS."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.mark = procs.cpu_seconds(pid)
+
+    def lap(self) -> float:
+        now = procs.cpu_seconds(self.pid)
+        spent, self.mark = now - self.mark, now
+        return round(spent, 3)
+
+    def rss_mib(self) -> float:
+        return round(procs.rss_kib(self.pid) / 1024, 1)
+
+    def peak_mib(self) -> float:
+        return round(procs.rss_kib(self.pid, "VmHWM") / 1024, 1)
+
+
+def _latencies(values: list[float]) -> dict:
+    vals = sorted(values)
+    return {"p50_s": round(percentile(vals, 50), 4), "p99_s": round(percentile(vals, 99), 4),
+            "max_s": round(vals[-1], 4), "clients": len(vals)}
+
+
+def _spread(rounds: list[dict], key: str) -> dict:
+    s = Spread.of(r[key] for r in rounds)
+    return {"median": s.median, "min": s.min, "max": s.max}
+
+
+# ---------------------------------------------------------------- pilot convergence
+
+async def _convergence(galley: str, ads: str, meter: PilotMeter, services: int, clients: int, rounds: int,
+                       monitoring: str, log: Callable[[str], None]) -> dict:
+    from isthmus.galley.client import GalleyClient
+
+    out: dict = {"services": services, "clients": clients, "rounds": rounds}
+    client = GalleyClient(galley, timeout=120)
+    try:
+        started = time.perf_counter()
+        docs = [service_entry(i) for i in range(services)]
+        for i in range(0, services, 250):
+            client.apply(_to_protos(docs[i:i + 250]))
+        out["apply_services_s"] = round(time.perf_counter() - started, 3)
+        deadline = time.monotonic() + 120
+        while registry_size(monitoring) < services:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"pilot's registry did not reach {services} services in 120 s")
+            await asyncio.sleep(0.2)
+        out["registry_ready_s"] = round(time.perf_counter() - started, 3)
+        out["pilot_cpu_load_services_s"] = meter.lap()
+        log(f"  {services} services in pilot's registry after {out['registry_ready_s']:.1f} s")
+
+        fleet = adsfleet.Fleet(ads, clients, NAMESPACE)
+        try:
+            started = time.perf_counter()
+            fleet.start()
+            await fleet.wait(lambda c: c.synced and c.cluster_count >= services, 300, "initial sync")
+            out["initial_sync_all_s"] = round(time.perf_counter() - started, 3)
+            out["pilot_cpu_initial_sync_s"] = meter.lap()
+            out["pilot_rss_connected_mib"] = meter.rss_mib()
+            log(f"  {clients} clients synced ({services} clusters each) in {out['initial_sync_all_s']:.2f} s")
+            await asyncio.sleep(1.0)  # let the initial storm settle (late EDS/RDS ACKs)
+            meter.lap()
+
+            vs_rounds, mw_rounds = [], []
+            for r in range(rounds):
+                marker = f"bench-{uuid.uuid4().hex[:10]}".encode()
+                fleet.arm(adsfleet.Watch(adsfleet.RDS, lambda resp, m=marker: any(m in x.value for x in resp.resources)))
+                t0 = time.perf_counter()
+                client.apply(_to_protos([virtual_service(marker.decode())]))
+                lat = await fleet.reached(t0, 120, "VirtualService change")
+                await asyncio.sleep(0.5)
+                vs_rounds.append({**_latencies(lat), "pilot_cpu_s": meter.lap()})
+                log(f"  VirtualService apply → ACKed by all: p50 {vs_rounds[-1]['p50_s'] * 1e3:.0f} ms, "
+                    f"p99 {vs_rounds[-1]['p99_s'] * 1e3:.0f} ms")
+            for r in range(rounds):
+                limit = 10_000 + r
+                fleet.arm(adsfleet.Watch(adsfleet.CDS, lambda resp, n=limit: _max_connections(resp) == n))
+                t0 = time.perf_counter()
+                client.apply(_to_protos([mesh_wide_rule(limit)]))
+                lat = await fleet.reached(t0, 300, "mesh-wide DestinationRule")
+                await asyncio.sleep(0.5)
+                mw_rounds.append({**_latencies(lat), "pilot_cpu_s": meter.lap()})
+                log(f"  mesh-wide DestinationRule → all {clients} proxies re-pushed: p50 {mw_rounds[-1]['p50_s'] * 1e3:.0f} ms,"
+                    f" all {mw_rounds[-1]['max_s'] * 1e3:.0f} ms")
+            out["virtual_service"] = {"rounds": vs_rounds, **{k: _spread(vs_rounds, k) for k in
+                                                               ("p50_s", "p99_s", "max_s", "pilot_cpu_s")}}
+            out["mesh_wide"] = {"rounds": mw_rounds, **{k: _spread(mw_rounds, k) for k in
+                                                         ("p50_s", "p99_s", "max_s", "pilot_cpu_s")}}
+            out["pilot_rss_mib"] = meter.rss_mib()
+            out["pilot_peak_rss_mib"] = meter.peak_mib()
+        finally:
+            await fleet.close()
+    finally:
+        client.close()
+    return out
+
+
+def _max_connections(resp) -> int | None:
+    from envoy.config.cluster.v3 import cluster_pb2
+
+    for r in resp.resources:
+        c = cluster_pb2.Cluster.FromString(r.value)
+        if c.name.startswith("outbound|") and f".{NAMESPACE}." in c.name:
+            th = c.circuit_breakers.thresholds
+            return th[0].max_connections.value if th and th[0].HasField("max_connections") else None
+    return None
+
+
+def pilot_convergence(services: int, clients: int, rounds: int, log: Callable[[str], None],
+                      run_dir: Path | None = None) -> dict:
+    pin = procs.Pinning.detect()
+    run_dir = run_dir or Path(tempfile.mkdtemp(prefix="isthmus-bench-cp-"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sup = procs.Supervisor(run_dir)
+    try:
+        log(f"pilot convergence: {services} services, {clients} simulated sidecars ({run_dir})")
+        galley = start_galley(sup, f"sqlite:///{run_dir / 'config.db'}", pin.load)
+        pilot, ads, monitoring = start_pilot(sup, galley, pin.proxy)
+        meter = PilotMeter(pilot.pid)
+        with procs.affinity(pin.load):
+            out = asyncio.run(_convergence(galley, ads, meter, services, clients, rounds, monitoring, log))
+        out["pinning"] = (f"pilot on CPU {pin.proxy}; galley and the simulated clients on CPU {pin.load}"
+                          if pin.proxy is not None else pin.note)
+        out["settings"] = "pilot and galley with their defaults (debounce 100 ms, max 10 s); plaintext ADS"
+        return out
+    finally:
+        sup.close()
+
+
+# ---------------------------------------------------------------- galley
+
+async def _galley_rates(galley: str, seconds: float, watchers: int, events: int) -> dict:
+    import grpc
+
+    from isthmus.galley.client import AsyncGalleyClient
+    from isthmus.shared.protos import galley_pb2, galley_pb2_grpc
+
+    client = AsyncGalleyClient(galley, timeout=30)
+    out: dict = {}
+    try:
+        doc = lambda i: _to_protos([service_entry(i)])  # noqa: E731
+        for in_flight in (1, 16):
+            n, stop_at = 0, time.perf_counter() + seconds
+            base = 5000 + in_flight * 100_000
+
+            async def worker(w: int) -> None:
+                nonlocal n
+                i = 0
+                while time.perf_counter() < stop_at:
+                    await client.apply(doc(base + w * 10_000 + i % 10_000))
+                    i += 1
+                    n += 1
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker(w) for w in range(in_flight)))
+            out[f"applies_per_s_{in_flight}_in_flight"] = round(n / (time.perf_counter() - t0), 1)
+
+        channel = grpc.aio.insecure_channel(galley)
+        stub = galley_pb2_grpc.ConfigServiceStub(channel)
+        revision = (await stub.List(galley_pb2.ListRequest(kind="ServiceEntry", namespace=NAMESPACE))).revision
+        seen: list[dict[str, float]] = [dict() for _ in range(watchers)]
+        ready = [asyncio.Event() for _ in range(watchers)]
+
+        async def watcher(k: int) -> None:
+            call = stub.Watch(galley_pb2.WatchRequest(since_revision=revision, kinds=["VirtualService"]))
+            ready[k].set()
+            async for ev in call:
+                name = ev.resource.name if ev.HasField("resource") else ""
+                if name.startswith("fanout-"):
+                    seen[k].setdefault(name, time.perf_counter())
+        tasks = [asyncio.get_running_loop().create_task(watcher(k)) for k in range(watchers)]
+        await asyncio.gather(*(e.wait() for e in ready))
+        await asyncio.sleep(0.5)
+        lat: list[float] = []
+        for e in range(events):
+            name = f"fanout-{e}"
+            vs = virtual_service("x")
+            vs["metadata"]["name"] = name
+            t0 = time.perf_counter()
+            await client.apply(_to_protos([vs]))
+            deadline = time.monotonic() + 30
+            while sum(name in s for s in seen) < watchers:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"watch fan-out: {sum(name in s for s in seen)}/{watchers} watchers saw {name}")
+                await asyncio.sleep(0.001)
+            lat += [s[name] - t0 for s in seen]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await channel.close()
+        lat.sort()
+        out["watch_fanout"] = {"watchers": watchers, "events": events, "p50_ms": round(percentile(lat, 50) * 1e3, 2),
+                               "p99_ms": round(percentile(lat, 99) * 1e3, 2), "max_ms": round(lat[-1] * 1e3, 2)}
+    finally:
+        await client.close()
+    return out
+
+
+def galley_bench(seconds: float, watchers: int, events: int, log: Callable[[str], None],
+                 run_dir: Path | None = None) -> dict:
+    pin = procs.Pinning.detect()
+    run_dir = run_dir or Path(tempfile.mkdtemp(prefix="isthmus-bench-galley-"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results: dict = {"seconds": seconds, "pinning": f"galley on CPU {pin.proxy}, clients (and etcd) on CPU {pin.load}"
+                     if pin.proxy is not None else pin.note}
+    from bench.machine import which
+
+    stores = {"sqlite": None, "etcd": which("etcd")}
+    for store, binary in stores.items():
+        sup = procs.Supervisor(run_dir)
+        try:
+            if store == "sqlite":
+                url = f"sqlite:///{run_dir / 'galley-bench.db'}"
+            elif binary is None:
+                results[store] = {"unavailable": "etcd binary not found (Debian package etcd-server)"}
+                continue
+            else:
+                port, peer = procs.free_port(), procs.free_port()
+                client_url, peer_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{peer}"
+                sup.start("etcd", [binary, "--name", "bench", "--data-dir", str(run_dir / "etcd-data"),
+                                   "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
+                                   "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+                                   "--initial-cluster", f"bench={peer_url}"],
+                          procs.http_ready(f"{client_url}/health"), timeout=30, cpu=pin.load)
+                url = f"etcd://127.0.0.1:{port}"
+            galley = start_galley(sup, url, pin.proxy, name=f"galley-{store}")
+            with procs.affinity(pin.load):
+                results[store] = asyncio.run(_galley_rates(galley, seconds, watchers, events))
+            r = results[store]
+            log(f"  galley/{store}: {r['applies_per_s_1_in_flight']:.0f} applies/s (1 in flight), "
+                f"{r['applies_per_s_16_in_flight']:.0f}/s (16 in flight); watch fan-out to {watchers}: "
+                f"p50 {r['watch_fanout']['p50_ms']:.1f} ms p99 {r['watch_fanout']['p99_ms']:.1f} ms")
+        except Exception as exc:  # noqa: BLE001 - one store failing must not lose the other
+            results[store] = {"unavailable": str(exc).splitlines()[0][:300]}
+            log(f"  galley/{store}: failed: {results[store]['unavailable']}")
+        finally:
+            sup.close()
+    return results
+
+
+# ---------------------------------------------------------------- citadel
+
+def citadel_bench(quick: bool, log: Callable[[str], None]) -> dict:
+    """bench/ca_bench.py in its own process (it pins itself to one core); its JSON, as is."""
+    out = HERE / "results" / "ca.json"
+    argv = [sys.executable, str(HERE / "ca_bench.py"), "--out", str(out)] + (["--quick"] if quick else [])
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=900, cwd=HERE.parent)
+    if res.returncode != 0:
+        return {"unavailable": f"ca_bench.py failed: {(res.stderr.strip().splitlines() or ['?'])[-1][:300]}"}
+    data = json.loads(out.read_text())
+    for row in data.get("rows", []):
+        log(f"  citadel {row['key_type']}: {row['sign_path_per_s']:.0f} signs/s, {row['grpc_per_s']:.0f} gRPC calls/s, "
+            f"openssl {row['openssl_sign_per_s']}")
+    return data

@@ -1,0 +1,222 @@
+"""The HTTP connection manager's header work, as Envoy's ConnectionManagerUtility does it.
+
+`prepare_request(stream, hcm)` runs once per request before routing: hop-by-hop
+headers out, x-forwarded-for / x-envoy-internal per use_remote_address,
+x-forwarded-proto, x-request-id (UUID4 when absent; regenerated for edge requests
+unless preserve_external_request_id), x-forwarded-client-cert per
+forward_client_cert_details, internal-only headers stripped for external requests,
+a W3C trace context created (sampled per the HCM's tracing) only when the request
+carries none. `apply_mutations(headers, levels, ctx)` applies route header
+mutations in order (remove, then add with the append action). Header lists are the
+codec's `list[(bytes, bytes)]`; names are lowercase.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import uuid
+
+from isthmus.proxy.config.matchers import HeaderMutations, HeaderValueConfig
+from isthmus.proxy.protocol.headers import HOP_BY_HOP, header_tokens
+from isthmus.proxy.runtime.formatter import compile_template
+
+XFF = b"x-forwarded-for"
+XFP = b"x-forwarded-proto"
+XRID = b"x-request-id"
+XFCC = b"x-forwarded-client-cert"
+INTERNAL = b"x-envoy-internal"
+TRACEPARENT = b"traceparent"
+B3 = (b"x-b3-traceid", b"b3")
+# Headers Envoy removes from external (edge) requests: they steer Envoy itself.
+ENVOY_CONTROL = frozenset({
+    b"x-envoy-internal", b"x-envoy-retry-on", b"x-envoy-retry-grpc-on", b"x-envoy-max-retries",
+    b"x-envoy-upstream-rq-timeout-ms", b"x-envoy-upstream-rq-per-try-timeout-ms", b"x-envoy-expected-rq-timeout-ms",
+    b"x-envoy-upstream-alt-stat-name", b"x-envoy-hedge-on-per-try-timeout", b"x-envoy-downstream-service-cluster",
+    b"x-envoy-downstream-service-node", b"x-envoy-force-trace", b"x-envoy-ip-tags", b"x-envoy-retriable-status-codes",
+    b"x-envoy-retriable-header-names", b"x-envoy-original-path", b"x-envoy-decorator-operation",
+})
+
+
+def strip_hop_by_hop(headers: list, keep_upgrade: bool = False) -> list:
+    """Without hop-by-hop headers (and those `connection` nominates); `te: trailers`
+    survives for gRPC. Returns `headers` itself when there is nothing to remove."""
+    for k, _ in headers:
+        if k in HOP_BY_HOP:
+            break
+    else:
+        return headers
+    nominated: set[bytes] = set()
+    for k, v in headers:
+        if k == b"connection":
+            nominated.update(header_tokens(v))
+    nominated -= {b"close", b"keep-alive", b"upgrade", b"te"}
+    out = []
+    for k, v in headers:
+        if k in HOP_BY_HOP:
+            if k == b"te":
+                if b"trailers" in header_tokens(v):
+                    out.append((b"te", b"trailers"))
+                continue
+            if keep_upgrade and (k == b"upgrade" or (k == b"connection" and b"upgrade" in v.lower())):
+                out.append((k, v))
+            continue
+        if nominated and k in nominated:
+            continue
+        out.append((k, v))
+    return out
+
+
+def get(headers: list, name: bytes) -> bytes | None:
+    for k, v in headers:
+        if k == name:
+            return v
+    return None
+
+
+def remove(headers: list, name: bytes) -> list:
+    for k, _ in headers:
+        if k == name:
+            return [(a, b) for a, b in headers if a != name]
+    return headers
+
+
+def set_header(headers: list, name: bytes, value: bytes) -> list:
+    headers = remove(headers, name)
+    headers.append((name, value))
+    return headers
+
+
+def is_internal(ip: str) -> bool:
+    """RFC 1918 / loopback / unique-local: Envoy's default internal address check."""
+    try:
+        a = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return a.is_private or a.is_loopback
+
+
+def new_request_id() -> bytes:
+    return str(uuid.uuid4()).encode()
+
+
+def new_traceparent(sampled: bool) -> bytes:
+    raw = os.urandom(24).hex()
+    return b"00-%s-%s-%s" % (raw[:32].encode(), raw[32:].encode(), b"01" if sampled else b"00")
+
+
+def prepare_request(stream, hcm) -> list:
+    """The request headers to route with (see the module docstring)."""
+    conn = stream.conn
+    info = conn.info
+    headers = strip_hop_by_hop(stream.head.headers, stream.upgrade is not None)
+    if headers is stream.head.headers:
+        headers = list(headers)
+    cfg = hcm.config
+    edge = False
+    if cfg.use_remote_address:
+        remote_ip = info.remote[0] if info.remote else ""
+        if not cfg.skip_xff_append and remote_ip:
+            xff = get(headers, XFF)
+            headers = set_header(headers, XFF, (xff + b"," + remote_ip.encode()) if xff else remote_ip.encode())
+        internal = is_internal(remote_ip) and get(headers, XFF) in (None, remote_ip.encode())
+        if internal:
+            headers = set_header(headers, INTERNAL, b"true")
+        else:
+            edge = True
+            if any(k in ENVOY_CONTROL for k, _ in headers):
+                headers = [(k, v) for k, v in headers if k not in ENVOY_CONTROL]
+            if hcm.internal_only:
+                headers = [(k, v) for k, v in headers if k.decode() not in hcm.internal_only]
+        headers = set_header(headers, XFP, b"https" if info.tls else b"http")
+    elif get(headers, XFP) is None:
+        headers.append((XFP, b"https" if info.tls else b"http"))
+    if cfg.via:
+        headers.append((b"via", cfg.via.encode()))
+    rid = get(headers, XRID)
+    if (rid is None or (edge and not cfg.preserve_external_request_id)) and cfg.generate_request_id:
+        rid = new_request_id()
+        headers = set_header(headers, XRID, rid)
+    stream.request_id = rid
+    mode = cfg.forward_client_cert_details
+    if mode != "always_forward_only":
+        xfcc = get(headers, XFCC)
+        if mode == "sanitize" or info.peer is None:
+            if xfcc is not None:
+                headers = remove(headers, XFCC)
+        elif mode != "forward_only":
+            mine = client_cert_details(info, cfg.set_current_client_cert_details)
+            if mode == "append_forward" and xfcc:
+                headers = set_header(headers, XFCC, xfcc + b"," + mine)
+            else:
+                headers = set_header(headers, XFCC, mine)
+    if hcm.tracing is not None and get(headers, TRACEPARENT) is None and not any(get(headers, b) for b in B3):
+        headers.append((TRACEPARENT, new_traceparent(random.random() * 100.0 < hcm.sample_percent)))
+    return headers
+
+
+def client_cert_details(info, details) -> bytes:
+    """Envoy's XFCC element: By=<our URI SAN>;Hash=<peer cert SHA-256>[;Subject="..."][;URI=..][;DNS=..]."""
+    peer = info.peer
+    parts = [f"By={u}" for u in info.local_uri_sans]
+    parts.append(f"Hash={peer.sha256}")
+    if details.cert:
+        parts.append(f'Cert="{_pem_quoted(peer.der)}"')
+    if details.subject:
+        parts.append(f'Subject="{peer.subject}"')
+    if details.uri:
+        parts.extend(f"URI={u}" for u in peer.uri_sans) if peer.uri_sans else parts.append("URI=")
+    if details.dns:
+        parts.extend(f"DNS={d}" for d in peer.dns_sans)
+    return ";".join(parts).encode()
+
+
+def _pem_quoted(der: bytes) -> str:
+    import base64
+    from urllib.parse import quote
+
+    b64 = base64.encodebytes(der).decode().replace("\n", "")
+    lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
+    pem = "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+    return quote(pem, safe="")
+
+
+# ---------------------------------------------------------------- route header mutations
+
+_COMPILED: dict[int, tuple] = {}
+
+
+def _compiled(hv: HeaderValueConfig) -> tuple:
+    hit = _COMPILED.get(id(hv))
+    if hit is None or hit[0] is not hv:
+        if len(_COMPILED) > 20000:
+            _COMPILED.clear()
+        literal = hv.literal.encode("latin-1", "replace") if hv.literal is not None else None
+        fn = None if literal is not None else compile_template(hv.value)
+        hit = _COMPILED[id(hv)] = (hv, hv.key.encode(), literal, fn)
+    return hit
+
+
+def apply_mutations(headers: list, levels: tuple[HeaderMutations, ...], ctx) -> list:
+    """Apply each level's removals then additions, in order; returns the new list."""
+    for level in levels:
+        for name in level.remove:
+            headers = remove(headers, name.encode())
+        for hv in level.add:
+            _, key, value, fn = _compiled(hv)
+            if value is None:
+                v = fn(ctx)
+                value = b"" if v is None else str(v).encode("latin-1", "replace")
+            if not value and not hv.keep_empty_value:
+                continue
+            action = hv.append_action
+            if action == "append_if_exists_or_add":
+                headers.append((key, value))
+            elif action == "add_if_absent":
+                if get(headers, key) is None:
+                    headers.append((key, value))
+            elif action == "overwrite_if_exists_or_add":
+                headers = set_header(headers, key, value)
+            elif get(headers, key) is not None:  # overwrite_if_exists
+                headers = set_header(headers, key, value)
+    return headers

@@ -1,0 +1,227 @@
+"""Evaluate parsed substitution formats (config/formatter.py Templates) against a
+finished (or in-flight) stream or TCP session, for access logs and header values.
+
+`compile_template(template)` → `fn(ctx)`: a template that is exactly one operator
+yields the operator's typed value (int for codes/bytes/durations, str, or None when
+not available: JSON logs print null, text "-"); otherwise the pieces are joined.
+The context is duck-typed; what it must provide (HTTP `Stream`, `TcpSession`):
+
+    start_wall, start, end (loop times), protocol, status, details, flags,
+    bytes_in, bytes_out, attempts, route_name, cluster_name, upstream (HostInfo|None),
+    upstream_local, transport_failure, downstream (ConnInfo),
+    request_header(name), response_header(name), response_trailer(name), grpc_status()
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any, Callable
+
+from isthmus.proxy.config.formatter import Operator, Template
+from isthmus.proxy.filters.local_reply import flags_string
+
+Getter = Callable[[Any], Any]
+_HOSTNAME = socket.gethostname()
+
+
+def _start_time(fmt: str | None) -> Getter:
+    if not fmt:
+        def default(c) -> str:
+            t = c.start_wall
+            return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
+        return default
+    if fmt == "%s":
+        return lambda c: str(int(c.start_wall))
+
+    def custom(c) -> str:
+        t = c.start_wall
+        f = fmt.replace("%3f", "%03d" % (int(t * 1000) % 1000)).replace("%6f", "%06d" % (int(t * 1e6) % 1000000))
+        f = f.replace("%f", "%09d" % (int(t * 1e9) % 1000000000))
+        return time.strftime(f, time.gmtime(t))
+    return custom
+
+
+def _ms(a, b) -> int | None:
+    return None if a is None or b is None else int((b - a) * 1000)
+
+
+def _addr(which: str, part: str) -> Getter:
+    def get(c):
+        d = c.downstream
+        if d is None:
+            return None
+        value = getattr(d, which)
+        if value is None:
+            return None
+        host, port = value
+        if part == "host":
+            return host
+        if part == "port":
+            return port
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return get
+
+
+def _upstream_addr(part: str) -> Getter:
+    def get(c):
+        u = c.upstream
+        if u is None:
+            return None
+        if part == "host":
+            return u.host.address
+        if part == "port":
+            return u.host.port
+        return u.host.address_string
+    return get
+
+
+def _peer(attr: str, local: bool = False) -> Getter:
+    def get(c):
+        d = c.downstream
+        if d is None:
+            return None
+        if local:
+            sans = d.local_uri_sans
+            return ",".join(sans) if sans else None
+        peer = d.peer
+        if peer is None:
+            return None
+        value = getattr(peer, attr)
+        if isinstance(value, tuple):
+            return ",".join(value) if value else None
+        return value or None
+    return get
+
+
+_SIMPLE: dict[str, Getter] = {
+    "PROTOCOL": lambda c: c.protocol,
+    "UPSTREAM_PROTOCOL": lambda c: c.upstream_protocol,
+    "RESPONSE_CODE": lambda c: c.status,
+    "RESPONSE_CODE_DETAILS": lambda c: c.details or None,
+    "CONNECTION_TERMINATION_DETAILS": lambda c: None,
+    "RESPONSE_FLAGS": lambda c: flags_string(c.flags),
+    "RESPONSE_FLAGS_LONG": lambda c: flags_string(c.flags),
+    "BYTES_RECEIVED": lambda c: c.bytes_in,
+    "BYTES_SENT": lambda c: c.bytes_out,
+    "DURATION": lambda c: _ms(c.start, c.end if c.end is not None else c.now()),
+    "REQUEST_DURATION": lambda c: _ms(c.start, c.request_end),
+    "REQUEST_TX_DURATION": lambda c: _ms(c.start, c.request_end),
+    "RESPONSE_DURATION": lambda c: _ms(c.start, c.response_start),
+    "RESPONSE_TX_DURATION": lambda c: _ms(c.response_start, c.end),
+    "ROUNDTRIP_DURATION": lambda c: None,
+    "DOWNSTREAM_HANDSHAKE_DURATION": lambda c: None,
+    "UPSTREAM_HOST": _upstream_addr("full"),
+    "UPSTREAM_HOST_NAME": lambda c: (c.upstream.host.hostname or c.upstream.host.address) if c.upstream else None,
+    "UPSTREAM_CLUSTER": lambda c: c.cluster_name or None,
+    "UPSTREAM_CLUSTER_RAW": lambda c: c.cluster_name or None,
+    "UPSTREAM_LOCAL_ADDRESS": lambda c: c.upstream_local or None,
+    "UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT": lambda c: c.upstream_local.rpartition(":")[0] if c.upstream_local else None,
+    "UPSTREAM_LOCAL_PORT": lambda c: int(c.upstream_local.rpartition(":")[2]) if c.upstream_local else None,
+    "UPSTREAM_REMOTE_ADDRESS": _upstream_addr("full"),
+    "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT": _upstream_addr("host"),
+    "UPSTREAM_REMOTE_PORT": _upstream_addr("port"),
+    "UPSTREAM_TRANSPORT_FAILURE_REASON": lambda c: c.transport_failure or None,
+    "UPSTREAM_REQUEST_ATTEMPT_COUNT": lambda c: c.attempts,
+    "DOWNSTREAM_LOCAL_ADDRESS": _addr("local", "full"),
+    "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT": _addr("local", "host"),
+    "DOWNSTREAM_LOCAL_PORT": _addr("local", "port"),
+    "DOWNSTREAM_REMOTE_ADDRESS": _addr("remote", "full"),
+    "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT": _addr("remote", "host"),
+    "DOWNSTREAM_REMOTE_PORT": _addr("remote", "port"),
+    "DOWNSTREAM_DIRECT_REMOTE_ADDRESS": _addr("remote", "full"),
+    "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT": _addr("remote", "host"),
+    "DOWNSTREAM_DIRECT_REMOTE_PORT": _addr("remote", "port"),
+    "CONNECTION_ID": lambda c: c.downstream.conn_id if c.downstream else None,
+    "STREAM_ID": lambda c: c.request_header("x-request-id"),
+    "REQUESTED_SERVER_NAME": lambda c: (c.downstream.sni or None) if c.downstream else None,
+    "ROUTE_NAME": lambda c: c.route_name or None,
+    "VIRTUAL_CLUSTER_NAME": lambda c: None,
+    "FILTER_CHAIN_NAME": lambda c: c.downstream.chain_name if c.downstream else None,
+    "HOSTNAME": lambda c: _HOSTNAME,
+    "LOCAL_REPLY_BODY": lambda c: None,
+    "ACCESS_LOG_TYPE": lambda c: None,
+    "DOWNSTREAM_PEER_URI_SAN": _peer("uri_sans"),
+    "DOWNSTREAM_LOCAL_URI_SAN": _peer("", local=True),
+    "DOWNSTREAM_PEER_DNS_SAN": _peer("dns_sans"),
+    "DOWNSTREAM_PEER_SUBJECT": _peer("subject"),
+    "DOWNSTREAM_PEER_FINGERPRINT_256": _peer("sha256"),
+    "DOWNSTREAM_TLS_VERSION": lambda c: c.downstream.tls_version if c.downstream else None,
+    "DOWNSTREAM_TLS_CIPHER": lambda c: c.downstream.tls_cipher if c.downstream else None,
+    "GRPC_STATUS": lambda c: c.grpc_status(),
+    "GRPC_STATUS_NUMBER": lambda c: int(c.grpc_status()) if (c.grpc_status() or "").isdigit() else None,
+    "TRACE_ID": lambda c: _trace_id(c.request_header("traceparent")),
+    "PATH": lambda c: c.request_header(":path"),
+}
+
+
+def _trace_id(traceparent: str | None) -> str | None:
+    if traceparent and len(traceparent) >= 35:
+        return traceparent[3:35]
+    return None
+
+
+def _header(kind: str, names: tuple[str, ...]) -> Getter:
+    def get(c):
+        lookup = c.request_header if kind == "REQ" else c.response_header if kind == "RESP" else c.response_trailer
+        for n in names:
+            v = lookup(n)
+            if v is not None:
+                return v
+        return None
+    if kind == "REQ_WITHOUT_QUERY":
+        def without_query(c):
+            for n in names:
+                v = c.request_header(n)
+                if v is not None:
+                    return v.partition("?")[0]
+            return None
+        return without_query
+    return get
+
+
+def operator_getter(op: Operator) -> Getter:
+    cmd = op.command
+    if cmd in ("REQ", "RESP", "TRAILER", "REQ_WITHOUT_QUERY"):
+        get = _header(cmd, op.args)
+    elif cmd in ("START_TIME", "EMIT_TIME"):
+        get = _start_time(op.args[0] if op.args else None)
+    elif cmd == "ENVIRONMENT":
+        value = os.environ.get(op.args[0]) if op.args else None
+        get = lambda c: value  # noqa: E731
+    else:
+        get = _SIMPLE.get(cmd, lambda c: None)
+    if op.max_length is None:
+        return get
+    n = op.max_length
+
+    def truncated(c):
+        v = get(c)
+        return v[:n] if isinstance(v, str) else v
+    return truncated
+
+
+def compile_template(template: Template) -> Getter:
+    if not template:
+        return lambda c: ""
+    if len(template) == 1:
+        piece = template[0]
+        if isinstance(piece, str):
+            return lambda c: piece
+        return operator_getter(piece)
+    parts: list = [p if isinstance(p, str) else operator_getter(p) for p in template]
+
+    def joined(c) -> str:
+        out = []
+        for p in parts:
+            if p.__class__ is str:
+                out.append(p)
+            else:
+                v = p(c)
+                out.append("-" if v is None else str(v))
+        return "".join(out)
+    return joined
+
+
+def text(value) -> str:
+    return "-" if value is None else str(value)

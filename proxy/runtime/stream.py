@@ -1,0 +1,382 @@
+"""One request/response exchange on a downstream connection (uvicorn's request state;
+the connection state is http_conn.py's `HttpConnection`).
+
+Decode path: `start()` prepares headers (filters/headers.py), picks the route, then
+runs the snapshot's filter chain (fault → cors → router); a filter may stop
+(`False`) and `resume()` later. Request body and trailers go to the router's
+`Forward` once it exists, and wait here while a filter holds the request.
+Encode path: `encode_head` / `encode_data` / `encode_trailers` apply route response
+mutations and encoder filters, then hand bytes to the connection; `local_reply`
+answers with Envoy's status, body and response flags (trailers-only for gRPC).
+When both directions are done, `finish()` records telemetry and access logs once.
+"""
+from __future__ import annotations
+
+import random
+import time
+
+from isthmus.proxy.filters import headers as hdr
+from isthmus.proxy.filters.local_reply import (APPLICATION_GRPC, DC, NR, TEXT_PLAIN, grpc_message, grpc_status_for)
+from isthmus.proxy.protocol.events import RequestHead
+from isthmus.proxy.config.routes import strip_port
+
+_rand = random.getrandbits
+SERVER = (b"server", b"isthmus")
+GRPC_CT = b"application/grpc"
+
+
+class Stream:
+    __slots__ = (
+        "conn", "hcm", "sid", "head", "method", "upgrade", "headers", "authority", "path", "query", "start", "start_wall",
+        "end", "request_end", "response_start", "flags", "status", "details", "bytes_in", "bytes_out", "route", "vhost",
+        "cluster_name", "upstream", "upstream_local", "transport_failure", "attempts", "resp_headers", "resp_trailers",
+        "request_done", "response_started", "response_done", "done", "filter_index", "forward", "cors",
+        "has_filter_overrides", "pending", "routed", "request_id", "_hdict", "timers", "peer", "upstream_protocol",
+        "protocol", "extra_response_headers", "weighted",
+    )
+
+    def __init__(self, conn, head: RequestHead) -> None:
+        self.conn = conn
+        self.hcm = conn.hcm
+        self.sid = head.stream_id
+        self.head = head
+        self.method = head.method
+        self.upgrade = head.upgrade
+        self.headers = head.headers
+        self.authority = ""
+        self.path = ""
+        self.query = ""
+        self.start = conn.loop.time()
+        self.start_wall = time.time()
+        self.end = None
+        self.request_end = self.start if head.end_stream else None
+        self.response_start = None
+        self.flags = 0
+        self.status = 0
+        self.details = ""
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.route = None
+        self.vhost = None
+        self.weighted = None  # the picked ClusterWeightConfig, when weighted
+        self.cluster_name = ""
+        self.upstream = None  # HostInfo of the last attempt
+        self.upstream_local = ""
+        self.upstream_protocol = None
+        self.transport_failure = ""
+        self.attempts = 0
+        self.resp_headers = None
+        self.resp_trailers = None
+        self.request_done = head.end_stream
+        self.response_started = False
+        self.response_done = False
+        self.done = False
+        self.filter_index = 0
+        self.forward = None
+        self.cors = None
+        self.has_filter_overrides = False
+        self.pending = None  # request body/trailers held while a filter stops
+        self.routed = False
+        self.request_id = None
+        self._hdict = None
+        self.timers = None
+        self.peer = None  # source WorkloadLabels from peer metadata (inbound)
+        self.protocol = conn.protocol_name
+        self.extra_response_headers = None
+
+    # -- request side ---------------------------------------------------------------
+    def start(self) -> None:
+        hcm = self.hcm
+        head = self.head
+        try:
+            self.headers = hdr.prepare_request(self, hcm)
+        except Exception:  # noqa: BLE001 - malformed values we could not process
+            self.local_reply(400, b"Bad Request", 0, "invalid_request_headers")
+            return
+        hcm.on_request(self)
+        authority = head.authority.decode("latin-1")
+        mode = hcm.strip_port_mode
+        if mode != "none" and ":" in authority:
+            if mode == "any" or authority.endswith(hcm.listener_port_suffix):
+                authority = strip_port(authority)
+        if hcm.strip_trailing_dot and authority.endswith("."):
+            authority = authority[:-1]
+        self.authority = authority
+        target = head.target.decode("latin-1")
+        path, _, query = target.partition("?")
+        if hcm.normalize and ("/." in path or "//" in path or "%" in path or "\\" in path):
+            path = hcm.normalize(path)
+            if path is None:
+                self.local_reply(400, b"Bad Request", 0, "path_normalization_failed")
+                return
+        self.path = path
+        self.query = query
+        table = hcm.route_table
+        hit = None
+        if table is not None:
+            hit = table.match(authority, path, self.header_str, head.method.decode("latin-1"), query,
+                              scheme="https" if self.conn.info.tls else "http", random_value=_rand(32))
+        if hit is None:
+            hcm.stats.no_route.value += 1
+            self.local_reply(404, b"", NR, "route_not_found")
+            return
+        self.vhost, self.route = hit
+        self.has_filter_overrides = bool(self.route.per_filter_config)
+        self.run_filters()
+
+    def run_filters(self) -> None:
+        decoders = self.hcm.decoders
+        n = len(decoders)
+        while self.filter_index < n:
+            f = decoders[self.filter_index]
+            self.filter_index += 1
+            if not f.on_request(self) or self.done:
+                return
+        if not self.response_started:
+            self.routed = True
+            self.hcm.router.route(self)
+            pending, self.pending = self.pending, None
+            if pending and self.forward is not None:
+                for kind, value, end in pending:
+                    if kind == 0:
+                        self.forward.on_request_data(value, end)
+                    else:
+                        self.forward.on_request_trailers(value)
+
+    def resume(self) -> None:
+        if not self.done:
+            self.run_filters()
+
+    def defer(self, delay: float, callback) -> None:
+        handle = self.conn.loop.call_later(delay, callback)
+        if self.timers is None:
+            self.timers = [handle]
+        else:
+            self.timers.append(handle)
+
+    def on_request_data(self, data: bytes, end: bool) -> None:
+        self.bytes_in += len(data)
+        if end:
+            self.request_done = True
+            self.request_end = self.conn.loop.time()
+        fwd = self.forward
+        if fwd is not None:
+            fwd.on_request_data(data, end)
+        elif not self.done:
+            (self.pending if self.pending is not None else self._pending()).append((0, data, end))
+            self.conn.ack(self, len(data))
+        if end and self.response_done and not self.done:
+            self.finish()
+
+    def on_request_trailers(self, headers) -> None:
+        self.request_done = True
+        self.request_end = self.conn.loop.time()
+        fwd = self.forward
+        if fwd is not None:
+            fwd.on_request_trailers(headers)
+        elif not self.done:
+            (self.pending if self.pending is not None else self._pending()).append((1, headers, True))
+        if self.response_done and not self.done:
+            self.finish()
+
+    def _pending(self) -> list:
+        self.pending = []
+        return self.pending
+
+    def on_downstream_reset(self) -> None:
+        """The client went away (or reset the stream) before we finished."""
+        if self.done:
+            return
+        if not self.response_done:
+            self.flags |= DC
+        if self.forward is not None:
+            self.forward.cancel()
+        self.finish()
+
+    def on_window(self) -> None:
+        if self.forward is not None:
+            self.forward.on_downstream_drain()
+
+    # -- lookups --------------------------------------------------------------------------
+    def header_str(self, name: str) -> str | None:
+        d = self._hdict
+        if d is None:
+            d = self._hdict = {}
+            for k, v in self.headers:
+                key = k.decode("latin-1")
+                value = v.decode("latin-1")
+                d[key] = f"{d[key]},{value}" if key in d else value
+        if name[:1] == ":":
+            if name == ":path":
+                return self.head.target.decode("latin-1")
+            if name == ":authority":
+                return self.authority
+            if name == ":method":
+                return self.method.decode("latin-1")
+            if name == ":scheme":
+                return "https" if self.conn.info.tls else "http"
+            return None
+        return d.get(name)
+
+    request_header = header_str
+
+    def response_header(self, name: str) -> str | None:
+        key = name.encode()
+        for k, v in self.resp_headers or ():
+            if k == key:
+                return v.decode("latin-1")
+        return None
+
+    def response_trailer(self, name: str) -> str | None:
+        key = name.encode()
+        for k, v in self.resp_trailers or ():
+            if k == key:
+                return v.decode("latin-1")
+        return None
+
+    def filter_config(self, name: str):
+        w = self.weighted
+        if w is not None and w.per_filter_config:
+            return w.per_filter_config.get(name)
+        return self.route.per_filter_config.get(name) if self.route is not None else None
+
+    def target_cluster(self) -> str:
+        return self.hcm.router.target_cluster(self)
+
+    @property
+    def is_grpc(self) -> bool:
+        ct = hdr.get(self.headers, b"content-type")
+        return ct is not None and ct.startswith(GRPC_CT) and (len(ct) == 16 or ct[16:17] in (b"+", b";"))
+
+    def grpc_status(self) -> str | None:
+        for hs in (self.resp_trailers, self.resp_headers):
+            if hs:
+                v = hdr.get(hs, b"grpc-status")
+                if v is not None:
+                    return v.decode()
+        return None
+
+    @property
+    def route_name(self) -> str:
+        return self.route.name if self.route is not None else ""
+
+    @property
+    def downstream(self):
+        return self.conn.info
+
+    def now(self) -> float:
+        return self.conn.loop.time()
+
+    # -- response side ------------------------------------------------------------------
+    def encode_head(self, status: int, headers: list, end_stream: bool, body: bytes | None = None) -> None:
+        if self.done or self.response_started:
+            return
+        self.status = status
+        self.response_start = self.conn.loop.time()
+        route = self.route
+        if self.routed and route is not None:
+            w = self.weighted
+            levels = w.response_mutations if w is not None else route.response_mutations
+            if levels:
+                headers = hdr.apply_mutations(headers, levels, self)
+        for f in self.hcm.encoders:
+            headers = f.on_response(self, headers)
+        if self.extra_response_headers:
+            headers = headers + self.extra_response_headers
+        headers = self.hcm.on_response(self, headers)
+        self.resp_headers = headers
+        self.response_started = True
+        if body is not None:
+            self.bytes_out += len(body)
+            self.conn.send_whole(self, status, headers, body)
+            self._response_complete()
+            return
+        self.conn.send_head(self, status, headers, end_stream)
+        if end_stream:
+            self._response_complete()
+
+    def encode_data(self, data: bytes, end: bool) -> None:
+        if self.done:
+            return
+        self.bytes_out += len(data)
+        self.conn.send_data(self, data, end)
+        if end:
+            self._response_complete()
+
+    def encode_trailers(self, headers: list) -> None:
+        if self.done:
+            return
+        self.resp_trailers = headers
+        self.conn.send_trailers(self, headers)
+        self._response_complete()
+
+    def _response_complete(self) -> None:
+        self.response_done = True
+        if self.request_done or self.upgrade is not None:
+            self.finish()
+        else:
+            self.conn.response_before_request(self)
+            self.finish()
+
+    def respond(self, status: int, headers: list, body: bytes, details: str) -> None:
+        """A filter's own complete response (e.g. a CORS preflight)."""
+        self.details = details
+        h = [*headers, (b"date", self.conn.rt.date()), SERVER]
+        if body:
+            h.append((b"content-type", TEXT_PLAIN))
+        self.encode_head(status, h, not body, body if body else None)
+
+    def local_reply(self, status: int, body: bytes = b"", flags: int = 0, details: str = "", headers=None) -> None:
+        """Envoy's sendLocalReply: a response of our own, or a reset when too late."""
+        self.flags |= flags
+        if details:
+            self.details = details
+        if self.done:
+            return
+        if self.response_started:
+            self.reset()
+            return
+        if self.is_grpc:
+            self.grpc_local_reply(grpc_status_for(status), body, details, headers)
+            return
+        h = [(b"date", self.conn.rt.date()), SERVER]
+        if body:
+            h.append((b"content-type", TEXT_PLAIN))
+        if headers:
+            h.extend(headers)
+        self.encode_head(status, h, not body, body)
+
+    def grpc_local_reply(self, grpc_status: int, message: bytes, details: str = "", headers=None) -> None:
+        if details:
+            self.details = details
+        h = [(b"content-type", APPLICATION_GRPC), (b"grpc-status", b"%d" % grpc_status)]
+        if message:
+            h.append((b"grpc-message", grpc_message(message)))
+        h += [(b"date", self.conn.rt.date()), SERVER]
+        if headers:
+            h.extend(headers)
+        self.encode_head(200, h, True, None)
+
+    def reset(self) -> None:
+        """Abort the stream (HTTP/1.1: close the connection; HTTP/2: RST_STREAM)."""
+        if self.done:
+            return
+        if self.forward is not None:
+            self.forward.cancel()
+        self.conn.reset_stream(self)
+        self.finish()
+
+    def finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.end = self.conn.loop.time()
+        timers = self.timers
+        if timers:
+            for t in timers:
+                t.cancel()
+        fwd = self.forward
+        if fwd is not None:
+            fwd.finished()
+        self.hcm.on_finish(self)
+        self.conn.stream_finished(self)
