@@ -35,14 +35,21 @@ class WorkloadIdentity:
     outbound_port: int = 15001
     inbound_port: int = 15006
     trust_domain: str = "cluster.local"
+    # Gateways (router): Gateway server port → the port to listen on, and the listen address.
+    gateway_port_map: tuple[tuple[int, int], ...] = ()
+    gateway_bind: str = ""
 
     @property
     def node_id(self) -> str:
         return f"{self.proxy_type}~{self.ip}~{self.name}.{self.namespace}~{self.namespace}.svc.cluster.local"
 
 
+def format_port_map(pairs: tuple[tuple[int, int], ...]) -> str:
+    return ",".join(f"{a}={b}" for a, b in pairs)
+
+
 def node_metadata(w: WorkloadIdentity, version: str) -> dict:
-    return {
+    md = {
         "NAMESPACE": w.namespace,
         "SERVICE_ACCOUNT": w.service_account,
         "LABELS": dict(w.labels),
@@ -55,6 +62,11 @@ def node_metadata(w: WorkloadIdentity, version: str) -> dict:
         "ISTIO_VERSION": version,
         "INSTANCE_IPS": w.ip,
     }
+    if w.gateway_port_map:
+        md["GATEWAY_PORT_MAP"] = format_port_map(w.gateway_port_map)
+    if w.gateway_bind:
+        md["GATEWAY_BIND"] = w.gateway_bind
+    return md
 
 
 def _socket_address(addr: str) -> dict:
@@ -172,6 +184,20 @@ def parse_port(spec: str) -> dict:
     if proxy_port:
         out["proxyPort"] = int(proxy_port)
     return out
+
+
+def parse_port_map(value: str) -> tuple[tuple[int, int], ...]:
+    """`80=8080,443=8443` → ((80, 8080), (443, 8443)); "" → ()."""
+    out = []
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        a, sep, b = item.partition("=")
+        if not sep or not a.strip().isdigit() or not b.strip().isdigit() or not (0 < int(a) < 65536 and 0 < int(b) < 65536):
+            raise click.BadParameter(f"{item!r}: want SERVER_PORT=LISTEN_PORT, e.g. 80=8080")
+        out.append((int(a), int(b)))
+    return tuple(out)
 
 
 def parse_labels(values: tuple[str, ...]) -> dict[str, str]:

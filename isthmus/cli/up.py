@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from isthmus.cli.mesh_plan import Component, build_plan, options_with_base_port
+from isthmus.cli.mesh_plan import ApplyConfig, Component, MintTokens, UpOptions, build_plan, token_path
 from isthmus.shared.rundir import load_state, pid_alive, run_dir, save_state, state_path
 
 console = Console(stderr=True)
@@ -78,61 +78,113 @@ def _summary(state: dict, missing: list[str]) -> None:
         eps = "\n".join(f"{k}: {v}" for k, v in comp.get("urls", {}).items())
         table.add_row(name, str(comp["pid"]), eps, comp["log"])
     Console().print(table)
-    if missing:
-        Console().print(f"[yellow]Not started (not in this install yet): {', '.join(missing)}.[/]")
     Console().print(f"run directory: {state['run_dir']}   ·   apply config: isthmus apply -f FILE   ·   stop: isthmus down")
+
+
+def _mint_tokens(step: MintTokens, base: Path) -> None:
+    """Tokens for every local workload, signed with citadel's key (30 days: local mode only)."""
+    from isthmus.citadel.authn.mesh_tokens import MeshTokenKey
+    from isthmus.citadel.pki.store import resolve_trust_domain
+    from isthmus.citadel.spiffe import SpiffeId
+
+    data_dir = base / "citadel"
+    domain = resolve_trust_domain(data_dir, None)
+    key = MeshTokenKey.load_or_create(data_dir)
+    for namespace, sa in step.identities:
+        path = token_path(base, namespace, sa)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(key.mint(SpiffeId(domain, namespace, sa), 30 * 86400, time.time(), audience="istio-ca"))
+        path.chmod(0o600)
+
+
+def _apply(step: ApplyConfig, galley: str) -> int:
+    from isthmus.galley.client import GalleyClient
+    from isthmus.galley.convert import document_to_proto
+    from isthmus.shared.config.documents import read_paths
+
+    count = 0
+    with GalleyClient(galley) as client:
+        for f in step.files:
+            docs = read_paths([str(f)])
+            client.apply([document_to_proto(d.body, "default") for d in docs])
+            count += len(docs)
+    return count
+
+
+def _start(c: Component, base: Path, timeout: float) -> subprocess.Popen:
+    log = c.log_file(base)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(list(c.argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env={**os.environ, "ISTHMUS_LOG_FORMAT": "json", **c.env})
+    deadline = time.monotonic() + timeout
+    while not _ready(c):
+        if proc.poll() is not None:
+            raise click.ClickException(f"{c.name} exited with status {proc.returncode} while starting; see {log}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise click.ClickException(f"{c.name} did not become ready within {timeout:.0f}s; see {log}")
+        time.sleep(0.1)
+    return proc
 
 
 @click.command()
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="state, logs and the SQLite store (default ~/.isthmus/run or $ISTHMUS_RUN_DIR)")
 @click.option("--store", default="", help="config store: sqlite:///PATH (default, in the run dir) or etcd://127.0.0.1:2379")
+@click.option("--engine", type=click.Choice(["python", "envoy"]), default="python", show_default=True, help="data plane of the sidecars and the gateway")
+@click.option("--capture", type=click.Choice(["explicit"]), default="explicit", show_default=True, help="traffic capture (iptables runs in the netns e2e mode)")
+@click.option("--no-bookinfo", is_flag=True, help="only the control plane")
 @click.option("--detach", "-d", is_flag=True, help="leave the mesh running and return")
 @click.option("--timeout", default=60.0, show_default=True, help="seconds each component may take to become ready")
-@click.option("--base-port", default=0, help="use consecutive ports from this one instead of the standard ports")
-def up(run_dir: Path | None, store: str, detach: bool, timeout: float, base_port: int) -> None:
-    """Start the local mesh: galley, citadel, ... as processes (Ctrl-C stops them)."""
+@click.option("--base-port", default=0, help="use ports from this one on instead of the standard ports (tests, a second mesh)")
+def up(run_dir: Path | None, store: str, engine: str, capture: str, no_bookinfo: bool, detach: bool, timeout: float, base_port: int) -> None:
+    """Start the local mesh: galley, citadel, pilot, the ingress gateway and Bookinfo with a sidecar each."""
     base = (run_dir or globals()["run_dir"]()).resolve()
     os.environ["ISTHMUS_RUN_DIR"] = str(base)
     existing = load_state(base)
     if existing and any(pid_alive(c["pid"]) for c in existing.get("components", {}).values()):
         raise click.ClickException(f"a mesh is already running from {base} (see `isthmus status`; stop it with `isthmus down`)")
     (base / "logs").mkdir(parents=True, exist_ok=True)
-    plan = build_plan(options_with_base_port(base, store, base_port))
+    plan = build_plan(UpOptions(run_dir=base, store=store, base_port=base_port, engine=engine, bookinfo=not no_bookinfo))
     for c in plan.components:
         taken = [p for p in c.ports if not _port_free(p)]
         if taken:
             raise click.ClickException(
-                f"{c.name}: port {', '.join(map(str, taken))} on 127.0.0.1 is taken (another mesh? `isthmus down`, or stop what holds it)"
+                f"{c.name}: port {', '.join(map(str, taken))} on 127.0.0.1 is taken (another mesh? `isthmus down`, or stop what holds it; `--base-port N` moves every port)"
             )
-    state: dict = {"run_dir": str(base), "started": time.time(), "components": {}}
+    state: dict = {"run_dir": str(base), "started": time.time(), "components": {}, "ingress": plan.ingress_url}
     started: list[tuple[str, int]] = []
     procs: dict[str, subprocess.Popen] = {}
+    t0 = time.monotonic()
+    galley_address = next(c.address for c in plan.components if c.name == "galley")
     try:
-        for c in plan.components:
-            log = c.log_file(base)
-            with console.status(f"starting {c.name} …"):
-                with open(log, "ab") as out:
-                    proc = subprocess.Popen(list(c.argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True, env={**os.environ, "ISTHMUS_LOG_FORMAT": "json"})
-                procs[c.name] = proc
-                started.append((c.name, proc.pid))
-                deadline = time.monotonic() + timeout
-                while not _ready(c):
-                    if proc.poll() is not None:
-                        raise click.ClickException(f"{c.name} exited with status {proc.returncode} while starting; see {log}")
-                    if time.monotonic() > deadline:
-                        raise click.ClickException(f"{c.name} did not become ready within {timeout:.0f}s; see {log}")
-                    time.sleep(0.1)
-            console.print(f"[green]✔[/] {c.name} ready")
-            state["components"][c.name] = {"pid": proc.pid, "log": str(log), "urls": c.urls, "address": c.address}
+        for step in plan.steps:
+            with console.status(f"starting {step.name} …"):
+                if isinstance(step, MintTokens):
+                    _mint_tokens(step, base)
+                    console.print(f"[green]✔[/] workload tokens minted ({len(step.identities)})")
+                    continue
+                if isinstance(step, ApplyConfig):
+                    n = _apply(step, galley_address)
+                    console.print(f"[green]✔[/] config applied ({n} resources from {', '.join(f.name for f in step.files)})")
+                    continue
+                proc = _start(step, base, timeout)
+            procs[step.name] = proc
+            started.append((step.name, proc.pid))
+            console.print(f"[green]✔[/] {step.name} ready [dim]({time.monotonic() - t0:.1f}s)[/]")
+            state["components"][step.name] = {"pid": proc.pid, "log": str(step.log_file(base)), "urls": step.urls,
+                                              "address": step.address, **step.extra}
             save_state(state, base)
-    except (click.ClickException, KeyboardInterrupt):
+    except (click.ClickException, KeyboardInterrupt, OSError) as exc:
         console.print("[red]stopping what was started[/]")
         _stop_pids(list(reversed(started)))
         state["components"] = {}
         save_state(state, base)
+        if isinstance(exc, OSError):
+            raise click.ClickException(str(exc)) from None
         raise
-    _summary(state, list(plan.missing))
+    _summary(state, [])
+    if plan.ingress_url:
+        Console().print(f"\n[bold]Bookinfo:[/] {plan.ingress_url}   (ready in {time.monotonic() - t0:.0f}s)")
     if detach:
         return
     console.print("[dim]Ctrl-C stops the mesh[/]")

@@ -305,7 +305,7 @@ class AdsState:
         """The data plane now serves `snap`; ACK (or NACK with the bind errors) a waiting LDS."""
         self.active = snap
         if snap is self.pending:
-            self._dirty = False
+            self._dirty = False  # (pending moves on without content changes: versions only)
         self.bind_errors = tuple(bind_errors)
         if self._lds_ack is None:
             return []
@@ -325,7 +325,8 @@ class AdsState:
 
     @property
     def complete(self) -> bool:
-        """CDS and LDS were accepted, the data plane serves the pending snapshot, and
-        nothing it references is missing or was given up on."""
-        return all(self.types[u].acks for u in WILDCARD) and self.active is self.pending and \
-            self.missing().empty and not self._timed_out
+        """CDS and LDS were accepted, the data plane serves everything received (pending
+        differs from active in versions at most), and nothing referenced is missing or
+        was given up on."""
+        return all(self.types[u].acks for u in WILDCARD) and self.active is not None and not self._dirty and \
+            self._lds_ack is None and self.missing().empty and not self._timed_out

@@ -35,7 +35,7 @@ def test_up_detach_status_apply_down(tmp_path):
     env = {**os.environ, "ISTHMUS_RUN_DIR": str(tmp_path / "run")}
     env.pop("ISTHMUS_GALLEY", None)
     base = _free_block()
-    res = _cli("up", "--detach", "--base-port", str(base), env=env)
+    res = _cli("up", "--detach", "--no-bookinfo", "--base-port", str(base), env=env)
     try:
         assert res.returncode == 0, res.stderr
         assert "galley ready" in res.stderr
@@ -43,13 +43,17 @@ def test_up_detach_status_apply_down(tmp_path):
         assert status.returncode == 0
         comps = json.loads(status.stdout)
         assert comps["galley"]["running"] and comps["galley"]["address"] == f"127.0.0.1:{base}"
+        assert comps["citadel"]["running"] and comps["pilot"]["running"]
+        assert comps["pilot"]["debug"] == f"127.0.0.1:{base + 6}"
+        # pilot got its certificate from citadel and serves the mTLS xDS port
+        assert "xDS (mTLS)" in comps["pilot"]["urls"]
         # Clients find galley through the run directory.
         yaml = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec: {host: r}\n"
         applied = subprocess.run([*ISTHMUS, "apply", "-f", "-"], input=yaml, capture_output=True, text=True, env=env, timeout=60)
         assert applied.returncode == 0, applied.stderr
         assert "destinationrule.networking.istio.io/r created" in applied.stdout
         # A second `up` on the same run dir refuses clearly.
-        again = _cli("up", "--detach", "--base-port", str(base), env=env)
+        again = _cli("up", "--detach", "--no-bookinfo", "--base-port", str(base), env=env)
         assert again.returncode != 0 and "already running" in again.stderr
     finally:
         down = _cli("down", env=env)
@@ -63,7 +67,7 @@ def test_up_reports_taken_port_and_starts_nothing(tmp_path):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", base))
         holder.listen()
-        res = _cli("up", "--detach", "--base-port", str(base), env=env)
+        res = _cli("up", "--detach", "--no-bookinfo", "--base-port", str(base), env=env)
     assert res.returncode != 0
     assert f"galley: port {base} on 127.0.0.1 is taken" in res.stderr
     assert _cli("status", env=env).returncode == 1

@@ -62,6 +62,8 @@ class _RouteBuilder:
                 if not hosts:
                     continue
                 routes = self.routes(s, vs)
+                if not routes:  # Istio: "no routes matched", the VirtualService adds no virtual host
+                    continue
                 for h in hosts:
                     vh = vhosts.get(h)
                     if vh is None:

@@ -2,7 +2,8 @@
 
 `PilotUnderTest` serves BOOKINFO_SERVICES (editable `yaml`) over plaintext or mTLS on an
 ephemeral port that survives `restart()`; `extra_listeners` are appended to what the
-real LDS generator builds (to inject resources the proxy must refuse). Waits are bounded.
+real LDS generator builds (to inject resources the proxy must refuse) and `withheld`
+RDS/EDS names are dropped from what it answers. Waits are bounded.
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ class PilotUnderTest:
         self.yaml = yaml
         self.cert_source = cert_source  # () -> (chain, key, roots): serve mTLS instead of plaintext
         self.extra_listeners: list = []
+        self.withheld: set[str] = set()  # RDS/EDS names pilot pretends not to have
         self.port = 0
         self.discovery: DiscoveryServer | None = None
         self.server: grpc.aio.Server | None = None
@@ -69,7 +71,13 @@ class PilotUnderTest:
         lds = table[T.LISTENER]
         table[T.LISTENER] = Generator(T.LISTENER, lambda proxy, push, names: [
             *lds.generate(proxy, push, names), *self.extra_listeners])
+        for type_url in (T.ROUTE, T.ENDPOINT):
+            table[type_url] = Generator(type_url, self._withholding(table[type_url]))
         return table
+
+    def _withholding(self, gen: Generator):
+        return lambda proxy, push, names: [r for r in gen.generate(proxy, push, names)
+                                           if T.resource_name(r) not in self.withheld]
 
     async def start(self) -> None:
         self.discovery = DiscoveryServer(self.build, generators=self.generators(),

@@ -156,15 +156,19 @@ async def test_reconnects_after_pilot_restarts_and_keeps_serving(pilot, make_cli
     await client.wait_for(lambda c: EXTRA in c.snapshot.clusters and EXTRA in c.snapshot.endpoints, 10)
 
 
-async def test_warming_timeout_publishes_without_the_missing_route(pilot, make_client):
+async def test_warming_timeout_publishes_without_what_pilot_never_sends(pilot, make_client):
     rec = Recorder()
     client = make_client(pilot, recorder=rec, warming_timeout=0.3)
-    # A listener whose RDS name pilot will never serve.
-    from tests.proxy.config.helpers import hcm, listener
-
-    pilot.extra_listeners.append(listener([{"name": "c", "filters": [{"name": "hcm", "typed_config": hcm(rds="nowhere")}]}],
-                                          name="orphan", address={"socket_address": {"address": "127.0.0.1", "port_value": 18081}}))
+    pilot.withheld = {"http_proxy", "outbound|9080||reviews.default.svc.cluster.local"}
     await client.start()
-    await client.wait_for(lambda c: c.snapshot is not None and "orphan" in c.snapshot.listeners, 5)
-    assert not client.complete and client.status().missing == {} and "nowhere" not in client.snapshot.routes
+    await client.wait_for(lambda c: c.snapshot is not None, 5)
+    snap = client.snapshot
+    assert "http_proxy" in snap.listeners and "http_proxy" not in snap.routes
+    assert "outbound|9080||reviews.default.svc.cluster.local" not in snap.endpoints
+    assert not client.complete  # published, but not ready: something referenced never came
     await until(lambda: pilot.synced(*SYNCED), what="everything ACKed after the warming timeout")
+    # When pilot does send them, they are applied at once (no second wait).
+    pilot.withheld = set()
+    await pilot.push()
+    await client.wait_for(lambda c: c.complete, 5)
+    assert "http_proxy" in client.snapshot.routes
