@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -36,7 +37,7 @@ def service_entry(i: int) -> dict:
             "hosts": [f"svc-{i:04d}.{NAMESPACE}.svc.cluster.local"],
             "location": "MESH_INTERNAL", "resolution": "STATIC",
             "ports": [{"number": 9080, "name": "http", "protocol": "HTTP"}],
-            "endpoints": [{"address": f"127.{100 + i // 250}.{i % 250}.{k + 1}", "labels": {"version": f"v{k + 1}"}}
+            "endpoints": [{"address": f"127.{100 + i // 250 % 100}.{i % 250}.{k + 1}", "labels": {"version": f"v{k + 1}"}}
                           for k in range(3)],
         },
     }
@@ -96,17 +97,58 @@ def registry_size(monitoring: str) -> int:
         return -1
 
 
-class PilotMeter:
-    """Pilot's CPU seconds between two readings, and its RSS."""
+def parse_push_metrics(text: str) -> dict[str, float]:
+    """Pilot's Prometheus text → {"cds_s": generate+send seconds, "cds_n": responses, ..., "pushes": n}."""
+    out: dict[str, float] = {}
+    for m in re.finditer(r'^pilot_xds_push_time_(sum|count)\{type="(\w+)"\} (\S+)$', text, re.M):
+        out[f"{m.group(2)}_{'s' if m.group(1) == 'sum' else 'n'}"] = float(m.group(3))
+    pushes = re.findall(r'^pilot_push_triggers_total\{type="\w+"\} (\S+)$', text, re.M)
+    out["pushes"] = sum(float(x) for x in pushes)
+    return out
 
-    def __init__(self, pid: int):
+
+def push_attribution(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What pilot did between two scrapes: debounced pushes, and per xDS type responses and seconds."""
+    return {k: round(after.get(k, 0.0) - before.get(k, 0.0), 3) for k in sorted(set(before) | set(after))}
+
+
+class PilotMeter:
+    """Pilot's CPU seconds between two readings, its RSS, and what its metrics say it did."""
+
+    def __init__(self, pid: int, monitoring: str):
         self.pid = pid
+        self.monitoring = monitoring
         self.mark = procs.cpu_seconds(pid)
+        self.metrics = self._scrape()
+
+    def _scrape(self) -> dict[str, float]:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.monitoring}/metrics", timeout=30) as r:
+                return parse_push_metrics(r.read().decode())
+        except OSError:
+            return {}
 
     def lap(self) -> float:
         now = procs.cpu_seconds(self.pid)
         spent, self.mark = now - self.mark, now
         return round(spent, 3)
+
+    def work(self) -> dict[str, float]:
+        now = self._scrape()
+        done, self.metrics = push_attribution(self.metrics, now), now
+        return done
+
+    def last_build_s(self) -> float | None:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.monitoring}/debug/push_status", timeout=30) as r:
+                lp = json.loads(r.read()).get("last_push") or {}
+                return round(lp["build_seconds"], 3) if "build_seconds" in lp else None
+        except (OSError, ValueError):
+            return None
 
     def rss_mib(self) -> float:
         return round(procs.rss_kib(self.pid) / 1024, 1)
@@ -147,6 +189,7 @@ async def _convergence(galley: str, ads: str, meter: PilotMeter, services: int, 
             await asyncio.sleep(0.2)
         out["registry_ready_s"] = round(time.perf_counter() - started, 3)
         out["pilot_cpu_load_services_s"] = meter.lap()
+        out["pilot_work_load_services"] = meter.work()
         log(f"  {services} services in pilot's registry after {out['registry_ready_s']:.1f} s")
 
         fleet = adsfleet.Fleet(ads, clients, NAMESPACE)
@@ -156,10 +199,12 @@ async def _convergence(galley: str, ads: str, meter: PilotMeter, services: int, 
             await fleet.wait(lambda c: c.synced and c.cluster_count >= services, 300, "initial sync")
             out["initial_sync_all_s"] = round(time.perf_counter() - started, 3)
             out["pilot_cpu_initial_sync_s"] = meter.lap()
+            out["pilot_work_initial_sync"] = meter.work()
             out["pilot_rss_connected_mib"] = meter.rss_mib()
             log(f"  {clients} clients synced ({services} clusters each) in {out['initial_sync_all_s']:.2f} s")
             await asyncio.sleep(1.0)  # let the initial storm settle (late EDS/RDS ACKs)
             meter.lap()
+            meter.work()
 
             vs_rounds, mw_rounds = [], []
             for r in range(rounds):
@@ -169,7 +214,8 @@ async def _convergence(galley: str, ads: str, meter: PilotMeter, services: int, 
                 client.apply(_to_protos([virtual_service(marker.decode())]))
                 lat = await fleet.reached(t0, 120, "VirtualService change")
                 await asyncio.sleep(0.5)
-                vs_rounds.append({**_latencies(lat), "pilot_cpu_s": meter.lap()})
+                vs_rounds.append({**_latencies(lat), "pilot_cpu_s": meter.lap(), "build_s": meter.last_build_s(),
+                                  "pilot_work": meter.work()})
                 log(f"  VirtualService apply → ACKed by all: p50 {vs_rounds[-1]['p50_s'] * 1e3:.0f} ms, "
                     f"p99 {vs_rounds[-1]['p99_s'] * 1e3:.0f} ms")
             for r in range(rounds):
@@ -179,13 +225,14 @@ async def _convergence(galley: str, ads: str, meter: PilotMeter, services: int, 
                 client.apply(_to_protos([mesh_wide_rule(limit)]))
                 lat = await fleet.reached(t0, 300, "mesh-wide DestinationRule")
                 await asyncio.sleep(0.5)
-                mw_rounds.append({**_latencies(lat), "pilot_cpu_s": meter.lap()})
+                mw_rounds.append({**_latencies(lat), "pilot_cpu_s": meter.lap(), "build_s": meter.last_build_s(),
+                                  "pilot_work": meter.work()})
                 log(f"  mesh-wide DestinationRule → all {clients} proxies re-pushed: p50 {mw_rounds[-1]['p50_s'] * 1e3:.0f} ms,"
                     f" all {mw_rounds[-1]['max_s'] * 1e3:.0f} ms")
             out["virtual_service"] = {"rounds": vs_rounds, **{k: _spread(vs_rounds, k) for k in
-                                                               ("p50_s", "p99_s", "max_s", "pilot_cpu_s")}}
+                                                               ("p50_s", "p99_s", "max_s", "pilot_cpu_s", "build_s")}}
             out["mesh_wide"] = {"rounds": mw_rounds, **{k: _spread(mw_rounds, k) for k in
-                                                         ("p50_s", "p99_s", "max_s", "pilot_cpu_s")}}
+                                                         ("p50_s", "p99_s", "max_s", "pilot_cpu_s", "build_s")}}
             out["pilot_rss_mib"] = meter.rss_mib()
             out["pilot_peak_rss_mib"] = meter.peak_mib()
         finally:
@@ -216,7 +263,7 @@ def pilot_convergence(services: int, clients: int, rounds: int, log: Callable[[s
         log(f"pilot convergence: {services} services, {clients} simulated sidecars ({run_dir})")
         galley = start_galley(sup, f"sqlite:///{run_dir / 'config.db'}", pin.load)
         pilot, ads, monitoring = start_pilot(sup, galley, pin.proxy)
-        meter = PilotMeter(pilot.pid)
+        meter = PilotMeter(pilot.pid, monitoring)
         with procs.affinity(pin.load):
             out = asyncio.run(_convergence(galley, ads, meter, services, clients, rounds, monitoring, log))
         out["pinning"] = (f"pilot on CPU {pin.proxy}; galley and the simulated clients on CPU {pin.load}"
@@ -339,15 +386,33 @@ def galley_bench(seconds: float, watchers: int, events: int, log: Callable[[str]
 
 # ---------------------------------------------------------------- citadel
 
-def citadel_bench(quick: bool, log: Callable[[str], None]) -> dict:
-    """bench/ca_bench.py in its own process (it pins itself to one core); its JSON, as is."""
-    out = HERE / "results" / "ca.json"
-    argv = [sys.executable, str(HERE / "ca_bench.py"), "--out", str(out)] + (["--quick"] if quick else [])
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=900, cwd=HERE.parent)
+def citadel_child(seconds: float, repeats: int) -> None:
+    """Runs in its own process (ca_bench pins it to one core): bench/ca_bench.py's measurements → JSON on stdout."""
+    from bench import ca_bench
+    from isthmus.citadel.pki.keys import KeyType
+
+    cpu = ca_bench.pin_to_one_core()
+    rows = []
+    for key_type in KeyType:
+        sign, sign_n = max(ca_bench.sign_path_rate(key_type, seconds) for _ in range(repeats))
+        rpc, rpc_n = max(asyncio.run(ca_bench.grpc_rate(key_type, seconds)) for _ in range(repeats))
+        refs = [ca_bench.openssl_speed(key_type, max(1, int(seconds)), cpu) for _ in range(repeats)]
+        ref = max((r for r in refs if r), default=None)
+        rows.append({"key_type": key_type.value, "sign_path_per_s": round(sign, 1), "sign_path_n": sign_n,
+                     "grpc_per_s": round(rpc, 1), "grpc_n": rpc_n, "openssl_sign_per_s": ref,
+                     "sign_path_vs_openssl": round(sign / ref, 3) if ref else None})
+    print(json.dumps({"benchmark": "ca", "seconds_per_run": seconds, "openssl_seconds_per_run": max(1, int(seconds)),
+                      "runs": repeats, "cpu": cpu, "rows": rows}))
+
+
+def citadel_bench(seconds: float, repeats: int, log: Callable[[str], None]) -> dict:
+    """bench/ca_bench.py's functions in a child process (it pins itself to one core): best of `repeats`."""
+    code = f"from bench.controlplane import citadel_child; citadel_child({seconds!r}, {repeats!r})"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, cwd=HERE.parent)
     if res.returncode != 0:
-        return {"unavailable": f"ca_bench.py failed: {(res.stderr.strip().splitlines() or ['?'])[-1][:300]}"}
-    data = json.loads(out.read_text())
-    for row in data.get("rows", []):
+        return {"unavailable": f"citadel benchmark failed: {(res.stderr.strip().splitlines() or ['?'])[-1][:300]}"}
+    data = json.loads(res.stdout.strip().splitlines()[-1])
+    for row in data["rows"]:
         log(f"  citadel {row['key_type']}: {row['sign_path_per_s']:.0f} signs/s, {row['grpc_per_s']:.0f} gRPC calls/s, "
             f"openssl {row['openssl_sign_per_s']}")
     return data

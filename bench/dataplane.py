@@ -339,14 +339,17 @@ def run(scenarios: tuple[str, ...], variants: tuple[str, ...], seconds: float, r
     bed = Bed(run_dir, pin)
     try:
         log(f"data plane: starting the scenarios in {run_dir} ({pin.note})")
+        t0 = time.monotonic()
         bed.start(scenarios, log)
+        log(f"  set up in {time.monotonic() - t0:.1f} s")
         result.unavailable = dict(bed.unavailable)
         ready = [s for s in scenarios if s in bed.targets]
-        for s in ready:  # warm-up (not recorded): pools, JIT-free but caches and lazy paths
+        for s in ready:  # warm-up (not recorded): connection pools, lazy paths, caches
             t = bed.targets[s]
             result.idle_rss_kib[s] = procs.tree_rss_kib([p for r in t.roots for p in procs.tree(r)]) if t.roots else 0
-            for v in variants:
-                _safe(lambda: run_load(t, VARIANTS[v], 1, pin, run_dir), log, f"warm-up {s}/{v}")
+            for proto in sorted({VARIANTS[v].protocol for v in variants}):
+                spec = next(VARIANTS[v] for v in variants if VARIANTS[v].protocol == proto)
+                _safe(lambda: run_load(t, spec, 1, pin, run_dir), log, f"warm-up {s}/{spec.name}")
         for r in range(1, rounds + 1):
             for s in ready:
                 for v in variants:

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 TOOLS = {
     "wrk": ("wrk", "HTTP/1.1 load"),
     "h2load": ("nghttp2-client", "HTTP/2 load"),
-    "nginx": ("nginx-light", "the backend and the nginx reference proxy"),
+    "nginx": ("nginx", "the backend and the nginx reference proxy"),
     "haproxy": ("haproxy", "the haproxy reference proxy"),
     "taskset": ("util-linux", "CPU pinning"),
     "openssl": ("openssl", "`openssl speed` beside the CA"),

@@ -233,11 +233,13 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt so `finally:` blocks (and Supervisor.close) run."""
+    """SIGTERM and SIGINT (even where a shell started us with SIGINT ignored) raise KeyboardInterrupt,
+    so `finally:` blocks (and Supervisor.close) run."""
     def handler(signum, frame):  # noqa: ARG001
         raise KeyboardInterrupt(f"signal {signum}")
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -57,7 +57,7 @@ def ratios(summary: dict) -> dict:
     return out
 
 
-def _round(v: float | None, digits: int = 3) -> float | None:
+def _round(v: float | None, digits: int = 4) -> float | None:
     return round(v, digits) if v is not None else None
 
 
@@ -138,11 +138,15 @@ def _controlplane_md(cp: dict) -> list[str]:
                   f"{p['pinning']}. {p['settings']}. Each client is an ADS SotW stream (CDS, EDS, LDS, RDS; ACKs "
                   f"everything) in one process; time is from the start of `apply` to the client's ACK. "
                   f"{p['rounds']} rounds; median (min–max).", "",
-                  "| change | p50 ms | p99 ms | all ACKed ms | pilot CPU s |", "|---|---:|---:|---:|---:|",
+                  "| change | p50 ms | p99 ms | all ACKed ms | pilot CPU s | PushContext build s |",
+                  "|---|---:|---:|---:|---:|---:|",
                   f"| one VirtualService (routes of every proxy) | {ms(vs['p50_s'])} | {ms(vs['p99_s'])} | {ms(vs['max_s'])} "
-                  f"| {_range(vs['pilot_cpu_s'] | {'n': p['rounds']}, '{:.2f}')} |",
+                  f"| {_range(vs['pilot_cpu_s'] | {'n': p['rounds']}, '{:.2f}')} | {_range(vs['build_s'] | {'n': p['rounds']}, '{:.2f}')} |",
                   f"| mesh-wide DestinationRule (every cluster of every proxy) | {ms(mw['p50_s'])} | {ms(mw['p99_s'])} "
-                  f"| {ms(mw['max_s'])} | {_range(mw['pilot_cpu_s'] | {'n': p['rounds']}, '{:.2f}')} |", "",
+                  f"| {ms(mw['max_s'])} | {_range(mw['pilot_cpu_s'] | {'n': p['rounds']}, '{:.2f}')} "
+                  f"| {_range(mw['build_s'] | {'n': p['rounds']}, '{:.2f}')} |", "",
+                  f"- Where pilot's time went (its own metrics, first round): VirtualService change — {_work(vs['rounds'][0])}; "
+                  f"mesh-wide change — {_work(mw['rounds'][0])}.",
                   f"- Apply {p['services']} ServiceEntries (batches of 250): {p['apply_services_s']:.2f} s; in pilot's "
                   f"registry after {p['registry_ready_s']:.2f} s (pilot CPU {p['pilot_cpu_load_services_s']:.2f} s).",
                   f"- {p['clients']} sidecars connecting at once, all synced in {p['initial_sync_all_s']:.2f} s "
@@ -172,7 +176,8 @@ def _controlplane_md(cp: dict) -> list[str]:
             lines += [f"### Citadel: not available: {c['unavailable']}", ""]
         else:
             lines += ["### Citadel (bench/ca_bench.py)", "",
-                      f"One core, best of {c['runs']} runs of {c['seconds_per_run']:g} s. Sign path = parse and check "
+                      f"One core, best of {c['runs']} runs of {c['seconds_per_run']:g} s (`openssl speed`: "
+                      f"{c.get('openssl_seconds_per_run', c['seconds_per_run']):g} s). Sign path = parse and check "
                       "the CSR, build and sign the leaf, PEM chain; gRPC = full CreateCertificate calls over loopback.", "",
                       "| CA key | sign path /s | gRPC calls /s | `openssl speed` signs/s | sign path / openssl |",
                       "|---|---:|---:|---:|---:|"]
@@ -182,6 +187,17 @@ def _controlplane_md(cp: dict) -> list[str]:
                              f"{_num(r.get('openssl_sign_per_s'))} | {rel} |")
             lines.append("")
     return lines
+
+
+def _work(round_: dict) -> str:
+    """'1 debounced push; cds 20 responses, 0.65 s each, ...' from one round's pilot_work."""
+    w = round_.get("pilot_work") or {}
+    if not w:
+        return "not recorded"
+    types = [f"{t} {w[t + '_n']:.0f} × {w.get(t + '_s', 0) / w[t + '_n']:.2f} s" for t in ("cds", "eds", "lds", "rds")
+             if w.get(t + "_n")]
+    return (f"{w.get('pushes', 0):.0f} debounced push(es); responses × mean seconds each to generate and send "
+            "(they overlap): " + (", ".join(types) or "none"))
 
 
 def _targets_md(targets: list[dict]) -> list[str]:

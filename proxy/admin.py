@@ -7,7 +7,8 @@ envoy.admin.v3.Clusters), /listeners (?format=json), /ready (200 LIVE, else 503 
 state), /server_info, /logging (GET shows; POST ?level= sets), POST /quitquitquit
 (graceful exit), POST /drain_listeners (?graceful, ?inboundonly), and /xds (isthmus:
 per-type versions, NACKs, connection). Everything comes from an `AdminBackend` — the
-engine, which hides whether one process or N workers serve.
+engine, which hides whether one process or N workers serve (`merge_stats` and
+`merge_clusters` sum the workers' counters, as Envoy sums its threads').
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, 
           "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL, "off": logging.CRITICAL + 10}
 _level: dict[str, str] = {}
 HOST_FIELDS = ("address", "health_flags", "weight", "priority", "region", "zone", "sub_zone", "canary",
-               "success_rate", "hostname", "stats")
+               "success_rate", "hostname", "stats", "outlier_ejected", "ejection_remaining_s")
 
 
 class AdminBackend(Protocol):
@@ -52,7 +53,7 @@ class AdminBackend(Protocol):
 
     async def listeners(self) -> list[Mapping[str, Any]]: ...
 
-    def xds_status(self) -> Any: ...
+    async def xds_status(self) -> Any: ...
 
     def set_log_level(self, level: str) -> None: ...
 
@@ -107,6 +108,8 @@ def render_clusters_text(clusters: Iterable[Mapping[str, Any]]) -> str:
     for c in clusters:
         name = c["name"]
         out.append(f"{name}::observability_name::{c.get('observability_name', name)}")
+        for prio, limits in (c.get("circuit_breakers") or {}).items():
+            out.extend(f"{name}::{prio}_priority::{k}::{v}" for k, v in limits.items())
         for key, value in c.items():
             if key not in ("name", "hosts", "observability_name") and not isinstance(value, (dict, list)):
                 out.append(f"{name}::{key}::{_text(value)}")
@@ -115,9 +118,9 @@ def render_clusters_text(clusters: Iterable[Mapping[str, Any]]) -> str:
             for stat, value in sorted(_host_stats(h).items()):
                 out.append(f"{name}::{addr}::{stat}::{_text(value)}")
             for key in ("hostname", "health_flags", "weight", "region", "zone", "sub_zone", "canary", "priority",
-                        "success_rate"):
+                        "success_rate", "local_origin_success_rate"):
                 default = {"health_flags": "healthy", "weight": 1, "canary": False, "priority": 0,
-                           "success_rate": -1.0}.get(key, "")
+                           "success_rate": -1.0, "local_origin_success_rate": -1.0}.get(key, "")
                 out.append(f"{name}::{addr}::{key}::{_text(h.get(key, default))}")
     return "\n".join(out) + ("\n" if out else "")
 
@@ -172,7 +175,9 @@ def server_info(backend: AdminBackend, version: str = "isthmus") -> dict:
     info.uptime_current_epoch.CopyFrom(duration_pb2.Duration(seconds=uptime))
     info.uptime_all_epochs.CopyFrom(duration_pb2.Duration(seconds=uptime))
     info.command_line_options.concurrency = backend.concurrency
-    return json_format.MessageToDict(info, preserving_proto_field_name=True)
+    out = json_format.MessageToDict(info, preserving_proto_field_name=True)
+    out["state"] = backend.state()  # LIVE is the enum's zero value, which proto JSON omits
+    return out
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -185,6 +190,51 @@ def _filter(text: str, pattern: str | None) -> str:
         return text
     rx = re.compile(pattern)
     return "".join(line + "\n" for line in text.splitlines() if rx.search(line.split(":", 1)[0]))
+
+
+# ---- several workers: one view ----------------------------------------------------------
+
+def export_stats(stats: Stats) -> dict:
+    """A worker's stats as JSON-able lists (what it sends the agent for `merge_stats`)."""
+    return {"counters": [[n, list(map(list, l)), c.value] for (n, l), c in stats._counters.items()],
+            "gauges": [[n, list(map(list, l)), g.value] for (n, l), g in stats._gauges.items()],
+            "histograms": [[n, list(map(list, l)), list(h.bounds), h.counts, h.sum, h.count]
+                           for (n, l), h in stats._histograms.items()]}
+
+
+def merge_stats(dumps: list[dict]) -> Stats:
+    """Envoy's view over threads: counters, gauges and histogram buckets summed."""
+    out = Stats()
+    for d in dumps:
+        for n, l, v in d["counters"]:
+            out.counter(n, tuple(map(tuple, l))).value += v
+        for n, l, v in d["gauges"]:
+            out.gauge(n, tuple(map(tuple, l))).value += v
+        for n, l, bounds, counts, total, count in d["histograms"]:
+            h = out.histogram(n, tuple(map(tuple, l)), tuple(bounds))
+            h.counts = [a + b for a, b in zip(h.counts, counts)]
+            h.sum += total
+            h.count += count
+    return out
+
+
+def merge_clusters(per_worker: list[list[dict]]) -> list[dict]:
+    """Worker 0's clusters, with every numeric host stat summed over the workers."""
+    if not per_worker:
+        return []
+    base = json.loads(json.dumps(per_worker[0]))
+    index = {(c["name"], h["address"]): h for c in base for h in c.get("hosts") or ()}
+    for clusters in per_worker[1:]:
+        for c in clusters:
+            for h in c.get("hosts") or ():
+                if (mine := index.get((c["name"], h["address"]))) is None:
+                    continue
+                for key, value in (h.get("stats") or {}).items():
+                    mine.setdefault("stats", {})[key] = mine.get("stats", {}).get(key, 0) + value
+                for key, value in h.items():  # the runtime's shape: counters beside the host fields
+                    if key not in HOST_FIELDS and isinstance(value, int) and not isinstance(value, bool):
+                        mine[key] = mine.get(key, 0) + value
+    return base
 
 
 # ---- the server ------------------------------------------------------------------------
@@ -243,7 +293,7 @@ def admin_app(backend: AdminBackend) -> web.Application:
         return web.Response(text="OK\n")
 
     async def xds(_: web.Request) -> web.Response:
-        return _json(plain(backend.xds_status()))
+        return _json(plain(await backend.xds_status()))
 
     async def index(_: web.Request) -> web.Response:
         return web.Response(text="".join(f"  {p}\n" for p in sorted(PAGES)))

@@ -1,12 +1,13 @@
-"""`AgentSecrets`: the TLS secrets the python data plane reads (its `SecretProvider`).
+"""`AgentSecrets`: the TLS secrets the python data plane reads (`runtime.tls.SecretProvider`).
 
 The agent serves, as Istio's does: `default` (the workload certificate: chain + key) and
 `ROOTCA` (the trust bundle) from the certificate manager, `file-cert:CERT~KEY` and
 `file-root:PATH` (`file-root:system`: the system trust store) for DestinationRule
 certificate files; every other name comes from pilot over ADS (`Snapshot.secrets`,
 handed in with `update`). Agent names win over ADS ones. `version` increases on every
-change (new certificate or bundle, changed ADS secrets), so the runtime rebuilds its SSL
-contexts only when needed. Files are named, not read: the runtime reads them.
+change (new certificate or bundle, changed ADS secrets), and `get` returns the same
+object until then, so the runtime rebuilds its SSL contexts only when needed. Files are
+named, not read (the runtime reads them) and not watched.
 """
 from __future__ import annotations
 
@@ -24,15 +25,6 @@ WORKLOAD = "default"
 ROOTS = "ROOTCA"
 FILE_CERT = "file-cert:"
 FILE_ROOT = "file-root:"
-
-try:  # the runtime engineer's definition, when it exists
-    from isthmus.proxy.runtime.tls import SecretProvider  # type: ignore[attr-defined]  # noqa: F401
-except ImportError:  # pragma: no cover - exercised until proxy/runtime/tls.py lands
-    class SecretProvider(Protocol):  # type: ignore[no-redef]
-        def get(self, name: str) -> SecretConfig | None: ...
-
-        @property
-        def version(self) -> int: ...
 
 
 class CertSource(Protocol):
@@ -69,6 +61,7 @@ class AgentSecrets:
         self._cert_version = -1
         self._local: dict[str, SecretConfig] = {}
         self._ads: Mapping[str, SecretConfig] = {}
+        self._files: dict[str, SecretConfig | None] = {}
         self._version = 0
 
     def _sync(self) -> None:
@@ -91,7 +84,9 @@ class AgentSecrets:
         if name in (WORKLOAD, ROOTS):
             return self._local.get(name)
         if name.startswith((FILE_CERT, FILE_ROOT)):
-            return _file_secret(name)
+            if name not in self._files:
+                self._files[name] = _file_secret(name)
+            return self._files[name]
         return self._ads.get(name)
 
     @property
@@ -114,7 +109,7 @@ class AgentSecrets:
             self._sync()
             return name in self._local
         if name.startswith((FILE_CERT, FILE_ROOT)):
-            secret = _file_secret(name)
+            secret = self.get(name)
             return secret is not None and all(os.path.exists(src.filename) for src in _sources(secret))
         return False
 

@@ -24,18 +24,19 @@ import sys
 import time
 from typing import Any, Callable
 
-from isthmus.proxy.admin import AdminServer, plain, set_log_level
+from isthmus.proxy.admin import AdminServer, export_stats, log_level, merge_clusters, merge_stats, plain, set_log_level
 from isthmus.proxy.bootstrap import WorkloadIdentity
 from isthmus.proxy.secrets import AgentSecrets
 from isthmus.proxy.stats import Stats
 from isthmus.proxy.xds.client import Backoff, XdsClient, XdsTls
 from isthmus.proxy.xds.dump import config_dump
-from isthmus.proxy.xds.node import build_node
+from isthmus.proxy.xds.node import build_node, node_info
 from isthmus.shared.logging import get_logger
 
 log = get_logger("proxy.engine")
 DATAPLANE = "isthmus.proxy.runtime.dataplane:DataPlane"
 XDS_STATS = {"cds": "cluster_manager.cds", "lds": "listener_manager.lds"}
+PIPE_LIMIT = 256 * 1024 * 1024  # one JSON line per message; a config_dump can be large
 
 
 async def _maybe(value: Any) -> Any:
@@ -56,13 +57,15 @@ def _material(cert) -> tuple[bytes, bytes, bytes] | None:
 class WorkerCore:
     """One DataPlane with its xDS client and secrets: the whole engine for N=1, one worker else."""
 
-    def __init__(self, *, pilot: str, node, delta: bool, plaintext: bool, certs, dataplane: Callable | str,
-                 worker_id: int = 0, reuse_port: bool = False, backoff: Backoff = Backoff(),
-                 warming_timeout: float = 15.0):
-        self.node, self.certs, self.started_at = node, certs, time.time()
+    def __init__(self, *, pilot: str, workload: WorkloadIdentity, delta: bool, plaintext: bool, certs,
+                 dataplane: Callable | str, worker_id: int = 0, reuse_port: bool = False,
+                 backoff: Backoff = Backoff(), warming_timeout: float = 15.0):
+        self.node = node = build_node(workload)
+        self.certs, self.started_at = certs, time.time()
         self.stats = Stats()
         self.secrets = AgentSecrets(certs)
-        self.dataplane = _load(dataplane)(self.stats, self.secrets, node, worker_id=worker_id, reuse_port=reuse_port)
+        self.dataplane = _load(dataplane)(self.stats, self.secrets, node_info(workload), worker_id=worker_id,
+                                          reuse_port=reuse_port)
         tls = None if plaintext else XdsTls(lambda: _material(certs.current()))
         self.client = XdsClient(pilot, node, self._apply, delta=delta, tls=tls, local_secret=self.secrets.has_local,
                                 backoff=backoff, warming_timeout=warming_timeout)
@@ -73,8 +76,9 @@ class WorkerCore:
         return list(await _maybe(self.dataplane.apply(snapshot)) or ())
 
     def ready(self) -> bool:
+        # Not DataPlane.ready: it counts the agent's own secrets (default, ROOTCA) as missing.
         return self.certs.current() is not None and self.client.complete and not self.client.state.bind_errors \
-            and bool(self.dataplane.ready) and not self.draining
+            and not self.draining
 
     def scrape(self) -> Stats:
         """The stats, with the xDS client's state folded in (Envoy's names)."""
@@ -89,7 +93,7 @@ class WorkerCore:
 
     def config_dump(self, include_eds: bool = True) -> dict:
         return config_dump(self.node, self.client.state, self.secrets.local_protos(), include_eds=include_eds,
-                           started_at=self.started_at)
+                           local_version=str(self.secrets.version), started_at=self.started_at)
 
     def clusters(self) -> list:
         return plain(list(self.dataplane.clusters_status()))
@@ -107,47 +111,6 @@ class WorkerCore:
     async def stop(self) -> None:
         await self.client.stop()
         await _maybe(self.dataplane.stop())
-
-
-# ---- stats across processes -----------------------------------------------------------
-
-def export_stats(stats: Stats) -> dict:
-    return {"counters": [[n, list(map(list, l)), c.value] for (n, l), c in stats._counters.items()],
-            "gauges": [[n, list(map(list, l)), g.value] for (n, l), g in stats._gauges.items()],
-            "histograms": [[n, list(map(list, l)), list(h.bounds), h.counts, h.sum, h.count]
-                           for (n, l), h in stats._histograms.items()]}
-
-
-def merge_stats(dumps: list[dict]) -> Stats:
-    out = Stats()
-    for d in dumps:
-        for n, l, v in d["counters"]:
-            out.counter(n, tuple(map(tuple, l))).value += v
-        for n, l, v in d["gauges"]:
-            out.gauge(n, tuple(map(tuple, l))).value += v
-        for n, l, bounds, counts, total, count in d["histograms"]:
-            h = out.histogram(n, tuple(map(tuple, l)), tuple(bounds))
-            h.counts = [a + b for a, b in zip(h.counts, counts)]
-            h.sum += total
-            h.count += count
-    return out
-
-
-def merge_clusters(per_worker: list[list[dict]]) -> list[dict]:
-    """Worker 0's clusters, with every numeric host stat summed over the workers."""
-    if not per_worker:
-        return []
-    base = json.loads(json.dumps(per_worker[0]))
-    index = {(c["name"], h["address"]): h for c in base for h in c.get("hosts") or ()}
-    for clusters in per_worker[1:]:
-        for c in clusters:
-            for h in c.get("hosts") or ():
-                mine = index.get((c["name"], h["address"]))
-                if mine is None:
-                    continue
-                for key, value in (h.get("stats") or {}).items():
-                    mine.setdefault("stats", {})[key] = mine.get("stats", {}).get(key, 0) + value
-    return base
 
 
 # ---- worker processes -------------------------------------------------------------------
@@ -178,7 +141,11 @@ class WorkerHandle:
     async def _read(self) -> None:
         assert self.proc.stdout is not None
         while line := await self.proc.stdout.readline():
-            msg = json.loads(line)
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                log.warning("unreadable message from a proxy worker", worker=self.index, line=line[:200])
+                continue
             if msg.get("event") == "status":
                 self.ready = bool(msg["ready"])
             elif (fut := self._pending.get(msg.get("id"))) is not None and not fut.done():
@@ -239,7 +206,7 @@ class PythonEngine:
     async def start(self) -> None:
         o = self.opts
         if self.concurrency == 1:
-            self.core = WorkerCore(pilot=o.pilot, node=self.node, delta=o.delta, plaintext=o.plaintext_xds,
+            self.core = WorkerCore(pilot=o.pilot, workload=o.workload, delta=o.delta, plaintext=o.plaintext_xds,
                                    certs=self.manager, dataplane=self.dataplane, backoff=self.backoff,
                                    warming_timeout=self.warming_timeout)
             await self.core.start()
@@ -255,12 +222,13 @@ class PythonEngine:
     async def _spawn(self, index: int) -> WorkerHandle:
         o = self.opts
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "isthmus.proxy.engines.python",
-                                                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+                                                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                    limit=PIPE_LIMIT)
         handle = WorkerHandle(index, proc)
         handle.send({"worker_id": index, "pilot": o.pilot, "delta": o.delta, "plaintext": o.plaintext_xds,
                      "workload": dataclasses.asdict(o.workload), "dataplane": self.dataplane,
                      "backoff": dataclasses.asdict(self.backoff), "warming_timeout": self.warming_timeout,
-                     "log_level": _current_level()})
+                     "log_level": log_level()})
         if (cert := self.manager.current()) is not None:
             handle.send(cert_message(cert))
         self._tasks.append(asyncio.get_running_loop().create_task(self._watch(handle), name=f"watch worker {index}"))
@@ -284,12 +252,15 @@ class PythonEngine:
     def exited(self) -> int | None:
         return self._exited
 
-    async def ready(self) -> bool:
-        if not self.manager.ready or self._draining:
+    def _live(self) -> bool:
+        if not self.manager.ready or self._draining or self._stopping:
             return False
         if self.core is not None:
             return self.core.ready()
         return bool(self.workers) and all(w.ready for w in self.workers)
+
+    async def ready(self) -> bool:
+        return self._live()
 
     async def drain(self, deadline: float) -> None:
         self._draining = True
@@ -300,6 +271,8 @@ class PythonEngine:
                                  return_exceptions=True)
 
     async def stop(self) -> None:
+        if self._stopping:
+            return
         self._stopping = True
         for t in self._tasks:
             t.cancel()
@@ -320,13 +293,7 @@ class PythonEngine:
 
     # ---- AdminBackend -------------------------------------------------------------------
     def state(self) -> str:
-        if self._draining:
-            return "DRAINING"
-        if self.core is not None:
-            ok = self.core.ready()
-        else:
-            ok = bool(self.workers) and all(w.ready for w in self.workers)
-        return "LIVE" if ok and self.manager.ready else "PRE_INITIALIZING"
+        return "DRAINING" if self._draining else "LIVE" if self._live() else "PRE_INITIALIZING"
 
     async def _all(self, op: str, **args: Any) -> list:
         return list(await asyncio.gather(*(w.call(op, **args) for w in self.workers)))
@@ -347,10 +314,11 @@ class PythonEngine:
     async def listeners(self) -> list:
         return self.core.listeners() if self.core is not None else await self.workers[0].call("listeners")
 
-    def xds_status(self) -> Any:
+    async def xds_status(self) -> Any:
         if self.core is not None:
             return self.core.client.status()
-        return [{"worker": w.index, "ready": w.ready} for w in self.workers]
+        return [{"worker": w.index, "ready": w.ready, **status} for w, status in
+                zip(self.workers, await self._all("xds"))]
 
     def set_log_level(self, level: str) -> None:
         set_log_level(level)
@@ -367,12 +335,6 @@ class PythonEngine:
         await self.drain(self.opts.drain_seconds if graceful else 0.0)
 
 
-def _current_level() -> str:
-    from isthmus.proxy.admin import log_level
-
-    return log_level()
-
-
 # ---- the worker process ---------------------------------------------------------------
 
 async def _worker_main() -> None:
@@ -381,7 +343,7 @@ async def _worker_main() -> None:
     out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)  # stray prints must not corrupt the protocol
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=PIPE_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
 
     def emit(msg: dict) -> None:
@@ -390,8 +352,9 @@ async def _worker_main() -> None:
     cfg = json.loads(await reader.readline())
     slog.configure(f"proxy-worker-{cfg['worker_id']}", level=cfg["log_level"])
     certs = PipedCerts()
-    core = WorkerCore(pilot=cfg["pilot"], node=build_node(WorkloadIdentity(**{
-        **cfg["workload"], "ports": tuple(cfg["workload"]["ports"])})), delta=cfg["delta"], plaintext=cfg["plaintext"],
+    workload = cfg["workload"]
+    workload.update(ports=tuple(workload["ports"]), gateway_port_map=tuple(map(tuple, workload.get("gateway_port_map", ()))))
+    core = WorkerCore(pilot=cfg["pilot"], workload=WorkloadIdentity(**workload), delta=cfg["delta"], plaintext=cfg["plaintext"],
         certs=certs, dataplane=cfg["dataplane"], worker_id=cfg["worker_id"], reuse_port=True,
         backoff=Backoff(**cfg["backoff"]), warming_timeout=cfg["warming_timeout"])
 
@@ -406,9 +369,16 @@ async def _worker_main() -> None:
     ops: dict[str, Callable] = {
         "stats": lambda m: export_stats(core.scrape()), "config_dump": lambda m: core.config_dump(m["include_eds"]),
         "clusters": lambda m: core.clusters(), "listeners": lambda m: core.listeners(),
-        "drain": lambda m: core.drain(m["deadline"]),
+        "drain": lambda m: core.drain(m["deadline"]), "xds": lambda m: plain(core.client.status()),
     }
-    tasks = [loop.create_task(report())]
+
+    async def run(msg: dict) -> None:
+        try:
+            emit({"id": msg["id"], "result": await _maybe(ops[msg["op"]](msg))})
+        except Exception as exc:  # noqa: BLE001 - reported to the agent
+            emit({"id": msg["id"], "error": f"{type(exc).__name__}: {exc}"})
+
+    tasks = {loop.create_task(report())}
     started = False
     try:
         while line := await reader.readline():
@@ -424,12 +394,11 @@ async def _worker_main() -> None:
             elif op == "stop":
                 break
             elif op in ops:
-                try:
-                    emit({"id": msg["id"], "result": await _maybe(ops[op](msg))})
-                except Exception as exc:  # noqa: BLE001 - reported to the agent
-                    emit({"id": msg["id"], "error": f"{type(exc).__name__}: {exc}"})
+                task = loop.create_task(run(msg))  # a drain must not hold up a scrape
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
     finally:
-        for t in tasks:
+        for t in list(tasks):
             t.cancel()
         await core.stop()
 

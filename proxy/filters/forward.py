@@ -14,11 +14,12 @@ timeout), URX (retries exhausted), and a reset once the response has started.
 from __future__ import annotations
 
 import random
+import socket
 
 from isthmus.proxy.filters import headers as hdr
-from isthmus.proxy.filters.local_reply import (BODY_NO_HEALTHY_UPSTREAM, BODY_TIMEOUT, DC, UC, UF, UH, UO, UPE, UR, URX, UT,
+from isthmus.proxy.filters.local_reply import (BODY_NO_HEALTHY_UPSTREAM, BODY_TIMEOUT, UC, UF, UH, UO, UPE, UR, URX, UT,
                                                reset_body)
-from isthmus.proxy.runtime.cluster import local_result
+from isthmus.proxy.runtime.cluster import _is_ip, local_result
 from isthmus.proxy.runtime.flow_control import HIGH_WATER, LOW_WATER
 from isthmus.proxy.runtime.upstream import H1, H2, HostPool
 from isthmus.proxy.upstream.hashing import (CookieHash, HeaderHash, QueryParameterHash, SourceIpHash, parse_cookies,
@@ -134,7 +135,7 @@ class Forward:
     __slots__ = ("stream", "action", "cluster", "router", "headers", "target", "authority", "retry", "body", "body_size",
                  "buffering", "limit", "attempt", "tried", "hash_key", "set_cookie", "timeout", "timer", "retry_timer",
                  "response_started", "trailers", "unacked", "blocked", "protocol", "include_count", "mirrors", "priority",
-                 "per_try", "done")
+                 "per_try", "done", "queue", "resolving")
 
     def __init__(self, stream, action, cluster, router) -> None:
         self.stream = stream
@@ -155,6 +156,7 @@ class Forward:
         self.retry = None
         self.mirrors = ()
         self.done = False
+        self.resolving = False
         self.priority = action.priority
 
     # -- preparing the upstream request -----------------------------------------------
@@ -213,10 +215,20 @@ class Forward:
             self.retry = RetryState(policy, self.cluster.breakers.get(self.priority) or self.cluster.breakers["default"])
         if action.mirror_policies:
             self.mirrors = tuple(m for m in action.mirror_policies if m.fraction.hits(random.getrandbits(32)))
-        self.buffering = (self.retry is not None or bool(self.mirrors)) and not stream.request_done
+        self.buffering = self.retry is not None or bool(self.mirrors)
         self.limit = route.per_request_buffer_limit_bytes or stream.conn.buffer_limit
-        if self.buffering:
+        if self.buffering and not stream.head.end_stream:
             self.body = []
+        self.queue: list | None = None  # body not yet sent, while no connection (not buffering)
+        pending, stream.pending = stream.pending, None
+        for kind, value, _ in pending or ():
+            if kind == 1:
+                self.trailers = value
+            elif self.body is not None:
+                self.body.append(value)
+                self.body_size += len(value)
+            else:
+                self._queue().append(value)
         if action.hash_policies:
             self._hash()
         http = self.cluster.config.http.protocol
@@ -224,8 +236,13 @@ class Forward:
         if timeout and stream.request_done:
             self.timer = stream.conn.loop.call_later(timeout, self.on_global_timeout)
         if stream.request_done and self.mirrors:
-            start_mirrors(self, b"")
+            start_mirrors(self, b"".join(self.body) if self.body is not None else b"")
         self.try_once()
+
+    def _queue(self) -> list:
+        if self.queue is None:
+            self.queue = []
+        return self.queue
 
     def _hash(self) -> None:
         stream = self.stream
@@ -251,6 +268,8 @@ class Forward:
         cluster = self.cluster
         if cluster.config.discovery_type == "ORIGINAL_DST":
             info = self._original_destination()
+            if info is _RESOLVING:
+                return
         else:
             exclude = ()
             max_reselects = 1
@@ -293,12 +312,32 @@ class Forward:
         if not sep or not port.isdigit():
             host, port = target, "443" if stream.conn.info.tls else "80"
         host = host.strip("[]")
-        from isthmus.proxy.runtime.cluster import _is_ip
         if not _is_ip(host):
-            host = _resolve_cached(host)
-            if host is None:
+            hit = _DNS.get(host)
+            loop = stream.conn.loop
+            if hit is None or loop.time() - hit[0] > DNS_TTL:
+                if self.resolving:
+                    return None
+                self.resolving = True
+                loop.create_task(self._resolve(host))
+                return _RESOLVING
+            self.resolving = False
+            if hit[1] is None:
                 return None
+            host = hit[1]
         return self.cluster.original_host(host, int(port))
+
+    async def _resolve(self, name: str) -> None:
+        loop = self.stream.conn.loop
+        try:
+            infos = await loop.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+            ip = infos[0][4][0]
+        except OSError:
+            ip = None
+        _DNS[name] = (loop.time(), ip)
+        if len(_DNS) > 4096:
+            _DNS.clear()
+        self.try_once()
 
     def send_request(self, att: Attempt) -> None:
         stream = self.stream
@@ -324,16 +363,12 @@ class Forward:
             if stream.request_done and self.trailers is not None:
                 conn.send_trailers(att, self.trailers)
         else:
-            pending = stream.pending
-            end = stream.request_done and not pending and self.trailers is None
-            conn.start(att, stream.method, self.target, authority, headers, b"", end, stream.upgrade, scheme)
-            if pending:
-                stream.pending = None
-                for kind, value, fin in pending:
-                    if kind == 0:
-                        conn.send_data(att, value, fin)
-                    else:
-                        conn.send_trailers(att, value)
+            queue, self.queue = self.queue, None
+            body = b"".join(queue) if queue else b""
+            end = stream.request_done and self.trailers is None
+            conn.start(att, stream.method, self.target, authority, headers, body, end, stream.upgrade, scheme)
+            if stream.request_done and self.trailers is not None:
+                conn.send_trailers(att, self.trailers)
         if stream.request_done:
             att.sent_all = True
             self._per_try_timer(att)
@@ -360,12 +395,10 @@ class Forward:
             if end:
                 att.sent_all = True
                 self._per_try_timer(att)
-                if stream.upgrade is not None and not self.response_started:
-                    pass
             self._after_upstream_write(att, len(data))
         else:
             if self.body is None:
-                (stream.pending if stream.pending is not None else stream._pending()).append((0, data, end))
+                self._queue().append(data)
             stream.conn.ack(stream, len(data))
         if end and self.mirrors:
             start_mirrors(self, b"".join(self.body) if self.body is not None else b"")
@@ -448,6 +481,7 @@ class Forward:
             self.timer.cancel()
             self.timer = None
         self.response_started = True
+        stream.details = "via_upstream"
         headers = head.headers
         if not self.router.suppress_envoy_headers:
             ms = int((stream.conn.loop.time() - att.started) * 1000)
@@ -515,7 +549,6 @@ class Forward:
         stream = self.stream
         att.info.rq_error += 1
         if reason is FailureReason.OVERFLOW:
-            self.cluster.stats.upstream_rq_pending_overflow.value += 0
             stream.local_reply(503, reset_body("overflow"), UO, "upstream_reset_before_response_started{overflow}")
             return
         if reason is FailureReason.CONNECTION_TERMINATION:
@@ -537,9 +570,8 @@ class Forward:
         flag = _FLAG_FOR.get(kind, UC)
         status = 502 if kind == "protocol_error" else 503
         tls_detail = detail if detail.startswith("TLS_error") else ""
-        stream.local_reply(status, reset_body("connection_failure" if flag == UF and kind != "connect_timeout" else kind,
-                                              tls_detail, stream.attempts > 1),
-                           flag, f"upstream_reset_before_response_started{{{kind}}}")
+        stream.local_reply(status, reset_body(kind, tls_detail, stream.attempts > 1), flag,
+                           f"upstream_reset_before_response_started{{{kind}}}")
 
     def _no_retry(self, verdict: str) -> None:
         stats = self.cluster.stats
@@ -552,9 +584,9 @@ class Forward:
             stats.upstream_rq_retry_overflow.value += 1
 
     def _can_replay(self) -> bool:
-        return not self.response_started and (self.stream.request_done and self.body is not None or
-                                              self.buffering and self.body is not None or
-                                              self.stream.request_done and self.stream.head.end_stream)
+        """The request can be sent again: nothing went downstream yet, and the body (if
+        any) is all still here."""
+        return not self.response_started and (self.body is not None or self.stream.head.end_stream)
 
     def _schedule_retry(self) -> None:
         retry = self.retry
@@ -609,8 +641,7 @@ class Forward:
         pass
 
     def cancel(self) -> None:
-        """The downstream went away: give up the upstream side."""
-        self.stream.flags |= 0 if self.response_started and self.stream.response_done else DC
+        """The downstream went away (or the stream is being reset): give up upstream."""
         self.finished()
 
     def finished(self) -> None:
@@ -634,23 +665,6 @@ class Forward:
             self.on_upstream_drain()
 
 
-_DNS: dict[str, tuple[float, str | None]] = {}
-
-
-def _resolve_cached(host: str) -> str | None:
-    """A name to an IP for ORIGINAL_DST without an address (explicit proxy mode). Blocking
-    resolution would stall the loop, so only names resolvable from /etc/hosts-like
-    sources quickly are used; results are cached for 30 s."""
-    import socket
-    import time
-
-    now = time.monotonic()
-    hit = _DNS.get(host)
-    if hit is not None and now - hit[0] < 30.0:
-        return hit[1]
-    try:
-        ip = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
-    except OSError:
-        ip = None
-    _DNS[host] = (now, ip)
-    return ip
+_DNS: dict[str, tuple[float, str | None]] = {}  # ORIGINAL_DST by name (explicit proxy mode)
+DNS_TTL = 30.0
+_RESOLVING = object()

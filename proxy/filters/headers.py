@@ -19,7 +19,6 @@ import uuid
 
 from isthmus.proxy.config.matchers import HeaderMutations, HeaderValueConfig
 from isthmus.proxy.protocol.headers import HOP_BY_HOP, header_tokens
-from isthmus.proxy.runtime.formatter import compile_template
 
 XFF = b"x-forwarded-for"
 XFP = b"x-forwarded-proto"
@@ -191,6 +190,8 @@ def _compiled(hv: HeaderValueConfig) -> tuple:
     if hit is None or hit[0] is not hv:
         if len(_COMPILED) > 20000:
             _COMPILED.clear()
+        from isthmus.proxy.runtime.formatter import compile_template  # runtime imports filters
+
         literal = hv.literal.encode("latin-1", "replace") if hv.literal is not None else None
         fn = None if literal is not None else compile_template(hv.value)
         hit = _COMPILED[id(hv)] = (hv, hv.key.encode(), literal, fn)

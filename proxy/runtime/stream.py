@@ -1,7 +1,7 @@
 """One request/response exchange on a downstream connection (uvicorn's request state;
 the connection state is http_conn.py's `HttpConnection`).
 
-Decode path: `start()` prepares headers (filters/headers.py), picks the route, then
+Decode path: `begin()` prepares headers (filters/headers.py), picks the route, then
 runs the snapshot's filter chain (fault → cors → router); a filter may stop
 (`False`) and `resume()` later. Request body and trailers go to the router's
 `Forward` once it exists, and wait here while a filter holds the request.
@@ -85,7 +85,7 @@ class Stream:
         self.extra_response_headers = None
 
     # -- request side ---------------------------------------------------------------
-    def start(self) -> None:
+    def begin(self) -> None:
         hcm = self.hcm
         head = self.head
         try:
@@ -121,8 +121,22 @@ class Stream:
             self.local_reply(404, b"", NR, "route_not_found")
             return
         self.vhost, self.route = hit
+        if self.upgrade is not None and not self._upgrade_allowed():
+            hcm.stats.downstream_rq_ws_on_non_ws_route.value += 1
+            self.local_reply(403, b"", 0, "upgrade_failed")
+            return
         self.has_filter_overrides = bool(self.route.per_filter_config)
         self.run_filters()
+
+    def _upgrade_allowed(self) -> bool:
+        """Envoy: an upgrade must be enabled in the HCM's upgrade_configs or the route's."""
+        kind = self.upgrade.decode("latin-1")
+        if kind == "connect":
+            return False
+        upgrades = getattr(self.route.action, "upgrades", None)
+        if upgrades and kind in upgrades:
+            return bool(upgrades[kind])  # the route's setting overrides the HCM's
+        return bool(dict(self.hcm.config.upgrades).get(kind))
 
     def run_filters(self) -> None:
         decoders = self.hcm.decoders
@@ -134,14 +148,7 @@ class Stream:
                 return
         if not self.response_started:
             self.routed = True
-            self.hcm.router.route(self)
-            pending, self.pending = self.pending, None
-            if pending and self.forward is not None:
-                for kind, value, end in pending:
-                    if kind == 0:
-                        self.forward.on_request_data(value, end)
-                    else:
-                        self.forward.on_request_trailers(value)
+            self.hcm.router.route(self)  # a Forward takes over any held body
 
     def resume(self) -> None:
         if not self.done:

@@ -190,10 +190,14 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.peer = None  # ssl object when TLS
         self.requests = 0
+        self.local = ""
 
     def connection_made(self, transport) -> None:
         self.transport = transport
         self.flow.set_transport(transport)
+        sock = transport.get_extra_info("sockname")
+        if isinstance(sock, tuple):
+            self.local = f"[{sock[0]}]:{sock[1]}" if ":" in sock[0] else f"{sock[0]}:{sock[1]}"
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
@@ -240,6 +244,10 @@ class UpstreamH1(UpstreamConnection):
             out = self.codec.send(Data(self.requests, data, end_stream))
             if out:
                 self.transport.write(out)
+            if end_stream and self.codec.tunnel:
+                if self.transport.can_write_eof():
+                    self.transport.write_eof()
+                return
             if end_stream:
                 self.request_done = True
                 if self.response_done:
@@ -268,6 +276,17 @@ class UpstreamH1(UpstreamConnection):
 
     def data_received(self, data: bytes) -> None:
         ex = self.exchange
+        ds = ex.downstream if ex is not None else None
+        if ds is not None and ds.cork is None:
+            ds.cork = []  # the response head and body leave in one write
+            try:
+                self._events(ex, data)
+            finally:
+                ds.uncork()
+        else:
+            self._events(ex, data)
+
+    def _events(self, ex, data: bytes) -> None:
         for ev in self.codec.receive_data(data):
             cls = ev.__class__
             if ex is None:

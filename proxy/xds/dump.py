@@ -117,13 +117,14 @@ def _endpoints(state: AdsState, active: Snapshot) -> shared.EndpointsConfigDump:
     return dump
 
 
-def _secrets(state: AdsState, active: Snapshot, local: Mapping[str, secret_pb2.Secret]) -> config_dump_pb2.SecretsConfigDump:
+def _secrets(state: AdsState, active: Snapshot, local: Mapping[str, secret_pb2.Secret],
+             local_version: str) -> config_dump_pb2.SecretsConfigDump:
     t = state.types[SECRET]
     dump = config_dump_pb2.SecretsConfigDump()
     referenced = set(active.references().secrets)
     for name, msg in sorted(local.items()):
-        if name in referenced or not referenced:
-            dump.dynamic_active_secrets.add(name=name, version_info="agent", secret=_pack(redact(msg)))
+        if name in referenced:
+            dump.dynamic_active_secrets.add(name=name, version_info=local_version, secret=_pack(redact(msg)))
     for name, msg in sorted(active.resources.get(SECRET, {}).items()):
         if name not in local:
             meta = _meta(t, name)
@@ -132,7 +133,8 @@ def _secrets(state: AdsState, active: Snapshot, local: Mapping[str, secret_pb2.S
 
 
 def config_dump(node: base_pb2.Node, state: AdsState, local_secrets: Mapping[str, secret_pb2.Secret] | None = None,
-                *, include_eds: bool = True, started_at: float = 0.0) -> dict:
+                *, local_version: str = "", include_eds: bool = True, started_at: float = 0.0) -> dict:
+    """`local_secrets` are the agent's own (default, ROOTCA), listed where the snapshot uses them."""
     active = state.active or Snapshot()
     boot = config_dump_pb2.BootstrapConfigDump(bootstrap=bootstrap_pb2.Bootstrap(node=node))
     if started_at:
@@ -140,6 +142,6 @@ def config_dump(node: base_pb2.Node, state: AdsState, local_secrets: Mapping[str
     parts: list[Message] = [boot, _clusters(state, active)]
     if include_eds:
         parts.append(_endpoints(state, active))
-    parts += [_listeners(state, active), _routes(state, active), _secrets(state, active, local_secrets or {})]
+    parts += [_listeners(state, active), _routes(state, active), _secrets(state, active, local_secrets or {}, local_version)]
     dump = config_dump_pb2.ConfigDump(configs=[_pack(p) for p in parts])
     return json_format.MessageToDict(dump, preserving_proto_field_name=True)

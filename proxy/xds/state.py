@@ -276,6 +276,8 @@ class AdsState:
     def _maybe_publish(self) -> Snapshot | None:
         if not (self._dirty or self._lds_ack is not None or self.active is None):
             return None
+        if self.active is None and not all(self.types[u].responses for u in WILDCARD):
+            return None  # the first snapshot waits for both CDS and LDS
         if self.missing(include_local=False).empty:
             self._incomplete_since = None
             return self.pending

@@ -55,6 +55,21 @@ class Sidecar:
 
 
 @dataclass
+class Gateway:
+    """A running `isthmus gateway`: `ports` maps each Gateway server port to where it listens."""
+
+    name: str
+    proc: subprocess.Popen
+    ports: dict[int, int]
+    admin_port: int
+    status_port: int
+    log: Path
+
+    def url(self, server_port: int, path: str = "/", scheme: str = "http", host: str = "127.0.0.1") -> str:
+        return f"{scheme}://{host}:{self.ports[server_port]}{path}"
+
+
+@dataclass
 class LocalMesh:
     base: Path
     procs: list[subprocess.Popen] = field(default_factory=list)
@@ -153,6 +168,28 @@ class LocalMesh:
         sc = Sidecar(name, proc, outbound, admin, status, inbound, log)
         self.sidecars.append(sc)
         return sc
+
+    def add_gateway(self, name: str = "istio-ingressgateway", *, namespace: str = "istio-system",
+                    labels: dict | None = None, server_ports: tuple[int, ...] = (80, 443), engine: str = "envoy",
+                    service_account: str = "", delta: bool = False) -> Gateway:
+        """`isthmus gateway` with every Gateway server port in `server_ports` mapped to a free port
+        on 127.0.0.1 (so tests run side by side); ready once its first configuration is applied."""
+        admin, status, stats = free_port(), free_port(), free_port()
+        ports = {p: free_port() for p in server_ports}
+        sa = service_account or f"{name}-service-account"
+        argv = [*ISTHMUS, "gateway", "--name", name, "-n", namespace, "--service-account", sa,
+                "--pilot", f"127.0.0.1:{self.pilot_mtls}", "--ca", f"127.0.0.1:{self.citadel_port}",
+                "--token-file", str(self.token(namespace, sa)), "--engine", engine,
+                "--run-dir", str(self.base / f"gateway-{name}"), "--admin-port", str(admin),
+                "--status-port", str(status), "--stats-port", str(stats), "--bind", "127.0.0.1",
+                "--port-map", ",".join(f"{a}={b}" for a, b in ports.items())]
+        if labels:
+            argv += ["--labels", ",".join(f"{k}={v}" for k, v in labels.items())]
+        if delta:
+            argv += ["--delta"]
+        log = self.base / f"gateway-{name}.log"
+        proc = self._start(f"gateway-{name}", argv, http_ready(f"http://127.0.0.1:{status}/healthz/ready"), timeout=60)
+        return Gateway(name, proc, ports, admin, status, log)
 
     def syncz(self) -> list[dict]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.pilot_monitoring}/debug/syncz", timeout=5) as r:

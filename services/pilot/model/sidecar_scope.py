@@ -3,6 +3,7 @@
 `egress_services(proxy, push)` is the set every outbound generator (clusters,
 routes, listeners) starts from, so config size follows the Sidecar resource, not
 the size of the mesh. Without a Sidecar, a proxy sees every exported service.
+`outbound_traffic_policy` is the Sidecar's mode for unknown destinations, else the mesh's.
 """
 from __future__ import annotations
 
@@ -65,3 +66,10 @@ def egress_virtual_services(proxy: Proxy, push: PushContext) -> tuple[Config, ..
         if any(_allowed(hosts, proxy.namespace, vs.namespace, push.resolve(h, vs.namespace)) for h in vs.spec.hosts):
             out.append(vs)
     return tuple(out)
+
+
+def outbound_traffic_policy(proxy: Proxy, push: PushContext) -> str:
+    """ALLOW_ANY or REGISTRY_ONLY: the proxy's Sidecar `outboundTrafficPolicy.mode`, else the mesh's."""
+    scope = push.sidecar_scope(proxy) if not proxy.is_gateway else None
+    policy = scope.spec.outbound_traffic_policy if scope is not None else None
+    return (policy.mode if policy is not None and policy.mode else None) or push.mesh.outbound_traffic_policy

@@ -166,6 +166,8 @@ def build_outbound_cluster(proxy: Proxy, push: PushContext, svc: Service, port: 
     endpoints = push.endpoints(svc.hostname, port.port, labels or {})
     if not _set_discovery(c, svc, endpoints):
         return None
+    if c.type == Cluster.ORIGINAL_DST and proxy.capture_mode is CaptureMode.EXPLICIT:
+        c.original_dst_lb_config.use_http_header = True  # no original destination on the socket: the route names it
     policy = effective_traffic_policy(dr.spec if dr else None, port.port, subset)
     opts = HttpProtocolOptions()
     _set_upstream_protocol(opts, port.protocol, proxy)

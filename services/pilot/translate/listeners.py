@@ -27,7 +27,7 @@ from isthmus.pilot.model.peer_authn import MtlsMode, effective_mode
 from isthmus.pilot.model.proxy import CaptureMode, Proxy, WorkloadPort
 from isthmus.pilot.model.push_context import PushContext
 from isthmus.pilot.model.service import Protocol, Resolution
-from isthmus.pilot.model.sidecar_scope import egress_services
+from isthmus.pilot.model.sidecar_scope import egress_services, outbound_traffic_policy
 from isthmus.pilot.translate import naming
 from isthmus.pilot.translate.hcm import access_logs, hcm_filter, http_connection_manager, pack
 
@@ -168,8 +168,9 @@ def _virtual_inbound(proxy: Proxy, push: PushContext) -> listener_pb2.Listener:
 
 # ---- outbound ----------------------------------------------------------------------
 
-def _fallback_cluster(push: PushContext) -> str:
-    return naming.BLACKHOLE_CLUSTER if push.mesh.outbound_traffic_policy == "REGISTRY_ONLY" else naming.PASSTHROUGH_CLUSTER
+def _fallback_cluster(push: PushContext, proxy: Proxy) -> str:
+    mode = outbound_traffic_policy(proxy, push)
+    return naming.BLACKHOLE_CLUSTER if mode == "REGISTRY_ONLY" else naming.PASSTHROUGH_CLUSTER
 
 
 def _http_proxy_listener(proxy: Proxy, push: PushContext) -> listener_pb2.Listener:
@@ -217,7 +218,7 @@ def _outbound_port_listeners(proxy: Proxy, push: PushContext) -> list[listener_p
 
 
 def _virtual_outbound(proxy: Proxy, push: PushContext) -> listener_pb2.Listener:
-    fallback = _fallback_cluster(push)
+    fallback = _fallback_cluster(push, proxy)
     return listener_pb2.Listener(
         name=naming.VIRTUAL_OUTBOUND,
         address=_address("0.0.0.0", proxy.outbound_port),

@@ -6,7 +6,8 @@
 - `"http_proxy"` (explicit capture): a virtual host per visible HTTP service *port*;
   domains carry `:PORT` (the bare forms only for port 80, as Istio merges them); then the
   same catch-all, where `allow_any` names the original destination from the authority
-  (`x-envoy-original-dst-host`: there is no original destination on the socket).
+  (`x-envoy-original-dst-host`: there is no original destination on the socket), as do
+  the virtual hosts of `resolution: NONE` services.
 - any name for a gateway (router) proxy: translate/gateway_routes.py.
 - anything else: an empty RouteConfiguration with that name.
 
@@ -25,10 +26,10 @@ from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
-from isthmus.pilot.model.proxy import Proxy
+from isthmus.pilot.model.proxy import CaptureMode, Proxy
 from isthmus.pilot.model.push_context import Config, PushContext
-from isthmus.pilot.model.service import Protocol, Service, ServicePort
-from isthmus.pilot.model.sidecar_scope import egress_services, egress_virtual_services
+from isthmus.pilot.model.service import Protocol, Resolution, Service, ServicePort
+from isthmus.pilot.model.sidecar_scope import egress_services, egress_virtual_services, outbound_traffic_policy
 from isthmus.pilot.translate.naming import HTTP_PROXY_ROUTE, PASSTHROUGH_CLUSTER, ClusterName
 from isthmus.pilot.translate.route_action import RouteContext, cluster_hash_policy, set_timeout, translate_route
 from isthmus.pilot.translate.route_match import is_catch_all
@@ -130,6 +131,7 @@ class _Builder:
         self.services = egress_services(proxy, push)
         self.allowed_vs = {vs.key for vs in egress_virtual_services(proxy, push)}
         self.default_retry = mesh_retry(push.mesh.default_retry)
+        self.outbound_policy = outbound_traffic_policy(proxy, push)
         self._routes: dict[tuple[str, int], list[rc.Route]] = {}
 
     def routes_for(self, svc: Service, port: int) -> list[rc.Route]:
@@ -151,41 +153,51 @@ class _Builder:
                     seen.add(d.lower())
                     domains.append(d)
             if domains:
-                out.append(rc.VirtualHost(
+                vh = rc.VirtualHost(
                     name=f"{svc.hostname}:{port}",
                     domains=domains,
                     routes=self.routes_for(svc, port),
                     include_request_attempt_count=True,
-                ))
+                )
+                if svc.resolution is Resolution.NONE and self.proxy.capture_mode is CaptureMode.EXPLICIT:
+                    vh.request_headers_to_add.append(original_dst_from_authority())
+                out.append(vh)
         return out
 
     def port_route(self, port: int) -> list[rc.VirtualHost]:
         pairs = [(s, port) for s in self.services if (p := s.port(port)) is not None and is_http_port(p)]
-        return [*self.virtual_hosts(pairs, lambda _p: True), catch_all_virtual_host(self.push)]
+        return [*self.virtual_hosts(pairs, lambda _p: True), catch_all_virtual_host(self.push, mode=self.outbound_policy)]
 
     def http_proxy_route(self) -> list[rc.VirtualHost]:
         pairs = [(s, p.port) for s in self.services for p in s.ports if is_http_port(p)]
-        return [*self.virtual_hosts(pairs, lambda p: p == 80), catch_all_virtual_host(self.push, explicit=True)]
+        return [*self.virtual_hosts(pairs, lambda p: p == 80),
+                catch_all_virtual_host(self.push, explicit=True, mode=self.outbound_policy)]
 
 
 ORIGINAL_DST_HOST_HEADER = "x-envoy-original-dst-host"
 
 
-def catch_all_virtual_host(push: PushContext, explicit: bool = False) -> rc.VirtualHost:
+def original_dst_from_authority() -> base_pb2.HeaderValueOption:
+    """Explicit capture has no original destination on the socket: ORIGINAL_DST clusters (Passthrough,
+    `resolution: NONE`) read it from this header, set to the authority the app asked for."""
+    return base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key=ORIGINAL_DST_HOST_HEADER, value="%REQ(:AUTHORITY)%"),
+        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+    )
+
+
+def catch_all_virtual_host(push: PushContext, explicit: bool = False, mode: str | None = None) -> rc.VirtualHost:
     """REGISTRY_ONLY: `block_all`, 502. ALLOW_ANY: `allow_any` to PassthroughCluster; for the explicit
     (HTTP_PROXY) listener the original destination is the request's authority (it must be IP:PORT:
-    Envoy's ORIGINAL_DST cluster does not resolve names)."""
-    if push.mesh.outbound_traffic_policy == "REGISTRY_ONLY":
+    Envoy's ORIGINAL_DST cluster does not resolve names). `mode`: the Sidecar's, else the mesh's."""
+    if (mode or push.mesh.outbound_traffic_policy) == "REGISTRY_ONLY":
         route = rc.Route(name=BLOCK_ALL, match=rc.RouteMatch(prefix="/"), direct_response=rc.DirectResponseAction(status=502))
         return rc.VirtualHost(name=BLOCK_ALL, domains=["*"], routes=[route], include_request_attempt_count=True)
     action = rc.RouteAction(cluster=PASSTHROUGH_CLUSTER)
     set_timeout(action, None)
     route = rc.Route(name=ALLOW_ANY, match=rc.RouteMatch(prefix="/"), route=action)
     if explicit:
-        route.request_headers_to_add.add(
-            header=base_pb2.HeaderValue(key=ORIGINAL_DST_HOST_HEADER, value="%REQ(:AUTHORITY)%"),
-            append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
-        )
+        route.request_headers_to_add.append(original_dst_from_authority())
     return rc.VirtualHost(name=ALLOW_ANY, domains=["*"], routes=[route], include_request_attempt_count=True)
 
 

@@ -313,7 +313,11 @@ def test_http_proxy_route_covers_every_http_port_with_port_qualified_domains():
         "httpbin.default.svc.cluster.local:8000",
         "ratings.default.svc.cluster.local:9080",
         "reviews.default.svc.cluster.local:9080",
-    ]  # no TCP service (mysqldb:3306); no catch-all for the explicit-mode listener
+        "allow_any",
+    ]  # no TCP service (mysqldb:3306); the catch-all names the original destination from the authority
+    allow_any = vhost(rc, "allow_any").routes[0]
+    assert [(h.header.key, h.header.value) for h in allow_any.request_headers_to_add] == [
+        ("x-envoy-original-dst-host", "%REQ(:AUTHORITY)%")]
     assert all(":" in d for d in vhost(rc, "httpbin.default.svc.cluster.local:8000").domains)
     assert "httpbin" in vhost(rc, "httpbin.default.svc.cluster.local:80").domains  # port 80: bare names too
     assert "reviews:9080" in vhost(rc, "reviews.default.svc.cluster.local:9080").domains

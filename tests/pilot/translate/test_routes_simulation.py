@@ -105,16 +105,17 @@ def test_corpus_fault_values_are_istios():
     assert fault_of(route).abort.http_status == 555
 
 
-def test_unknown_hosts_take_the_catch_all_only_on_port_routes():
+def test_unknown_hosts_take_the_catch_all():
     configs = route_configs(corpus_text("destination-rule-all.yaml", "virtual-service-all-v1.yaml"))
     vhost_name, route = land(configs["9080"], "httpbin.org")
     assert vhost_name == "allow_any" and destinations(route) == [("PassthroughCluster", 100)]
-    assert match_route(configs["http_proxy"], "httpbin.org", "/") is None
+    vhost_name, route = land(configs["http_proxy"], "10.1.2.3:8080")
+    assert vhost_name == "allow_any" and destinations(route) == [("PassthroughCluster", 100)]
 
 
 def test_http_proxy_needs_the_port_in_the_authority():
     configs = route_configs("")
-    assert match_route(configs["http_proxy"], "reviews", "/") is None  # would mean port 80
+    assert land(configs["http_proxy"], "reviews")[0] == "allow_any"  # would mean port 80
     assert land(configs["http_proxy"], "reviews.default.svc:9080")[0] == "reviews.default.svc.cluster.local:9080"
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from isthmus.pilot.model.mesh import MeshConfig
 from isthmus.pilot.model.proxy import CaptureMode, WorkloadPort
-from isthmus.proxy.config.simulate import NO_FILTER_CHAIN, NO_ROUTE, VirtualRequest, simulate
+from isthmus.proxy.config.simulate import NO_FILTER_CHAIN, VirtualRequest, simulate
 from tests.pilot.fixtures import sidecar
 from tests.pilot.translate.test_listeners import STRICT_NS
 from tests.pilot.translate.test_routes import FEATURE_YAML
@@ -84,8 +84,8 @@ def test_unknown_hosts_passthrough_blocked_or_not_routed():
     blocked = pilot_snapshot(proxy=IPTABLES, mesh=MeshConfig(outbound_traffic_policy="REGISTRY_ONLY"))
     out = send(blocked, CaptureMode.IPTABLES, "example.com:9080")
     assert out.direct_response.status == 502 and out.cluster == ""
-    explicit = send(pilot_snapshot(), CaptureMode.EXPLICIT, "example.com:9080")
-    assert explicit.error == NO_ROUTE
+    explicit = send(pilot_snapshot(), CaptureMode.EXPLICIT, "10.1.1.1:9080")
+    assert explicit.virtual_host.name == "allow_any" and explicit.cluster == "PassthroughCluster"
     nothing = simulate(allow, 15001, VirtualRequest(dest_port=4444, dest_ip="10.1.1.1"))
     assert nothing.listener.name == "virtualOutbound" and nothing.cluster == "PassthroughCluster"
 

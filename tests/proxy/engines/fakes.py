@@ -1,8 +1,12 @@
-"""A stand-in for `runtime.dataplane.DataPlane` with exactly its interface (no sockets),
-importable by worker processes as `tests.proxy.engines.fakes:FakeDataPlane`."""
+"""Stand-ins for the engine's collaborators: `FakeDataPlane` with exactly the interface of
+`runtime.dataplane.DataPlane` (no sockets; importable by worker processes as
+`tests.proxy.engines.fakes:FakeDataPlane`), a certificate manager, and AgentOptions."""
 from __future__ import annotations
 
+import asyncio
 import os
+import time
+from pathlib import Path
 
 
 class FakeDataPlane:
@@ -47,3 +51,56 @@ class FakeDataPlane:
 
     async def stop(self) -> None:
         self.stopped = True
+
+
+# ---- the agent's side: a certificate manager and options -----------------------------------
+
+
+def workload_cert(uri: str = "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"):
+    """A real WorkloadCert (chain + key + roots) from a throwaway CA."""
+    from isthmus.citadel.certmanager import WorkloadCert
+    from isthmus.citadel.spiffe import parse_spiffe_id
+    from tests.pilot.xds.certs import CA
+
+    ca = CA()
+    leaf, key = ca.leaf([uri])
+    now = time.time()
+    return WorkloadCert(parse_spiffe_id(uri), key, (leaf.decode(), ca.pem.decode()), (ca.pem.decode(),),
+                        now - 60, now + 3600, 1)
+
+
+class FakeManager:
+    """What the engine reads from citadel's CertificateManager."""
+
+    def __init__(self, cert=None):
+        self._cert = cert or workload_cert()
+        self.version = 1
+        self._changed = asyncio.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self._cert is not None
+
+    def current(self):
+        return self._cert
+
+    def rotate(self, cert=None) -> None:
+        self._cert = cert or workload_cert()
+        self.version += 1
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+    async def wait_changed(self, seen: int) -> int:
+        while self.version == seen:
+            await self._changed.wait()
+        return self.version
+
+
+def agent_options(pilot: str, run_dir: Path, *, concurrency: int = 1, delta: bool = False, workload=None,
+                  plaintext: bool = True):
+    from isthmus.proxy.agent import AgentOptions
+    from tests.proxy.xds.pilot import PRODUCTPAGE
+
+    return AgentOptions(workload=workload or PRODUCTPAGE, pilot=pilot, plaintext_xds=plaintext, ca="", token_file=None,
+                        engine="python", run_dir=run_dir, admin_port=0, status_port=0, stats_port=0,
+                        drain_seconds=0.1, delta=delta, concurrency=concurrency)

@@ -55,6 +55,7 @@ class PilotUnderTest:
         self.cert_source = cert_source  # () -> (chain, key, roots): serve mTLS instead of plaintext
         self.extra_listeners: list = []
         self.withheld: set[str] = set()  # RDS/EDS names pilot pretends not to have
+        self.secrets: dict = {}  # name → Secret: served over ADS (as for credentialName)
         self.port = 0
         self.discovery: DiscoveryServer | None = None
         self.server: grpc.aio.Server | None = None
@@ -73,6 +74,8 @@ class PilotUnderTest:
             *lds.generate(proxy, push, names), *self.extra_listeners])
         for type_url in (T.ROUTE, T.ENDPOINT):
             table[type_url] = Generator(type_url, self._withholding(table[type_url]))
+        table[T.SECRET] = Generator(T.SECRET, lambda proxy, push, names: [
+            s for n, s in sorted(self.secrets.items()) if names is None or n in names])
         return table
 
     def _withholding(self, gen: Generator):

@@ -1,13 +1,17 @@
 """The proxy's ADS client against pilot's real DiscoveryServer and translators (plaintext):
-full snapshots ACKed, NACKs with the field path in pilot's syncz, warming, reconnects."""
+full snapshots ACKed, NACKs with the field path in pilot's syncz, warming, reconnects,
+SDS over ADS."""
 from __future__ import annotations
 
 import pytest
 from envoy.config.core.v3 import address_pb2
 from envoy.config.listener.v3 import listener_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from isthmus.proxy.xds.client import Backoff, XdsClient
+from isthmus.proxy.xds.dump import config_dump
 from isthmus.proxy.xds.node import build_node
+from tests.proxy.config.helpers import chain, listener, parse, sds_secrets
 from tests.proxy.xds.pilot import EXTRA_SERVICE, PRODUCTPAGE, PilotUnderTest, until
 
 FAST = Backoff(initial=0.05, maximum=0.2)
@@ -90,6 +94,11 @@ async def test_unsupported_resource_is_nacked_with_its_field_path(pilot, make_cl
     assert client.snapshot is good and "freebound" not in client.snapshot.listeners
     lds = next(t for t in client.status().types if t.type == "lds")
     assert lds.nack_error == error and lds.version == lds_version
+    # /config_dump shows it as Envoy does: the listener's error_state, nothing active.
+    dump = config_dump(build_node(PRODUCTPAGE), client.state)
+    listeners = {d["name"]: d for d in dump["configs"][3]["dynamic_listeners"]}
+    assert listeners["freebound"]["error_state"]["details"] == error and "active_state" not in listeners["freebound"]
+    assert "error_state" not in listeners["http_proxy"] and listeners["http_proxy"]["active_state"]
     # The next good push is taken again.
     pilot.extra_listeners.clear()
     await pilot.push()
@@ -172,3 +181,24 @@ async def test_warming_timeout_publishes_without_what_pilot_never_sends(pilot, m
     await pilot.push()
     await client.wait_for(lambda c: c.complete, 5)
     assert "http_proxy" in client.snapshot.routes
+
+
+@pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
+async def test_ads_sourced_secrets_are_requested_on_the_same_stream(pilot, make_client, delta):
+    name = "kubernetes://bookinfo-cert"
+    ads = {"ads": {}, "resource_api_version": "V3"}
+    tls = {"name": "envoy.transport_sockets.tls", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        "common_tls_context": {"tls_certificate_sds_secret_configs": [{"name": name, "sds_config": ads}]}}}
+    pilot.extra_listeners.append(listener([{**chain("tls"), "transport_socket": tls}], name="https",
+                                          address={"socket_address": {"address": "127.0.0.1", "port_value": 18443}}))
+    secret = secret_pb2.Secret()
+    secret.CopyFrom(sds_secrets()["default"])
+    secret.name = name
+    pilot.secrets = {name: secret, "unrequested": parse(secret_pb2.Secret, {"name": "unrequested"})}
+    client = make_client(pilot, delta)
+    await client.start()
+    await client.wait_for(lambda c: c.complete, 10)
+    assert set(client.snapshot.secrets) == {name}
+    assert next(t for t in client.status().types if t.type == "sds").subscribed == (name,)
+    await until(lambda: pilot.synced(*SYNCED, "sds"), what="SDS ACKed over ADS")

@@ -10,9 +10,11 @@ from isthmus.citadel.certmanager import CertificateManager, RenewalPolicy
 from isthmus.citadel.client import CitadelClient
 from isthmus.citadel.pki.policy import CONTROL_PLANE_DNS_NAMES
 from isthmus.citadel.spiffe import SpiffeId
+from isthmus.proxy.engines.python import PythonEngine
 from isthmus.proxy.xds.client import Backoff, XdsClient, XdsTls
 from isthmus.proxy.xds.node import build_node
 from tests.citadel.conftest import make_citadel  # noqa: F401 - fixture
+from tests.proxy.engines.fakes import FakeDataPlane, agent_options
 from tests.proxy.xds.pilot import PRODUCTPAGE, PilotUnderTest, until
 
 ISTIOD = SpiffeId("cluster.local", "istio-system", "istiod")
@@ -83,3 +85,18 @@ async def test_pilot_without_its_hostname_is_not_trusted(mesh):
     assert not client.connected and client.snapshot is None
     assert "Hostname Verification Check failed" in client.status().last_error
     assert pilot.discovery.connections() == []
+
+
+async def test_the_python_engine_connects_over_mtls(mesh, tmp_path):
+    make_manager, make_pilot, _ = mesh
+    pilot = await make_pilot()
+    workload = await make_manager(WORKLOAD)
+    engine = PythonEngine(agent_options(pilot.address, tmp_path, plaintext=False), workload, dataplane=FakeDataPlane,
+                          backoff=Backoff(0.05, 0.2))
+    await engine.start()
+    try:
+        await until(lambda: engine.state() == "LIVE", what="engine LIVE over mTLS")
+        assert pilot.discovery.syncz()[0].identity == WORKLOAD.uri
+        assert engine.core.secrets.get("default").tls_certificate.key.inline == workload.current().key_pem
+    finally:
+        await engine.stop()

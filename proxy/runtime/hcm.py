@@ -1,0 +1,228 @@
+"""`HcmRuntime`: one HTTP connection manager of one filter chain, built once per snapshot.
+
+It binds the compiled HCM config to the snapshot (its route table, the generation's
+clusters), builds the filter chain, the codec limits and the access loggers, and
+holds the per-request hooks every stream calls: `on_request` (peer metadata in/out),
+`on_response` (peer metadata, request id in the response) and `on_finish`
+(HCM stats, Istio metrics, access logs).
+"""
+from __future__ import annotations
+
+from isthmus.proxy.config.network_filters import HttpConnectionManagerConfig
+from isthmus.proxy.config.routes import strip_port
+from isthmus.proxy.filters import build_filters
+from isthmus.proxy.filters import headers as hdr
+from isthmus.proxy.filters.local_reply import flags_string
+from isthmus.proxy.protocol.limits import Http1Limits, Http2Settings
+from isthmus.proxy.runtime.access_log import compile_loggers
+from isthmus.proxy.runtime.node import decode_peer_metadata
+from isthmus.proxy.telemetry import (DESTINATION, SOURCE, UNKNOWN_WORKLOAD, HcmStats, from_peer_metadata,
+                                     service_labels)
+
+PEER_MD = b"x-envoy-peer-metadata"
+PEER_ID = b"x-envoy-peer-metadata-id"
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def normalize_path(path: str, merge_slashes: bool = False) -> str | None:
+    """RFC 3986 normalization as Envoy's normalize_path: percent-decode unreserved
+    characters, backslashes to slashes, remove dot segments; None if invalid."""
+    if "%" in path:
+        out = []
+        i, n = 0, len(path)
+        while i < n:
+            c = path[i]
+            if c == "%":
+                h = path[i + 1:i + 3]
+                if len(h) != 2 or not all(x in "0123456789abcdefABCDEF" for x in h):
+                    return None
+                b = int(h, 16)
+                if b == 0:
+                    return None
+                out.append(chr(b) if b in _UNRESERVED else "%" + h.upper())
+                i += 3
+            else:
+                out.append(c)
+                i += 1
+        path = "".join(out)
+    path = path.replace("\\", "/")
+    if merge_slashes:
+        while "//" in path:
+            path = path.replace("//", "/")
+    if "/." in path:
+        segments: list[str] = []
+        parts = path.split("/")
+        for seg in parts[1:]:
+            if seg == ".":
+                continue
+            if seg == "..":
+                if segments:
+                    segments.pop()
+                continue
+            segments.append(seg)
+        trailing = parts[-1] in (".", "..")
+        path = "/" + "/".join(segments) + ("/" if trailing and segments else "")
+    return path
+
+
+class HcmRuntime:
+    def __init__(self, config: HttpConnectionManagerConfig, listener, gen, rt) -> None:
+        self.config = config
+        self.rt = rt
+        self.clusters = gen.clusters
+        self.route_table = config.route_table if config.route_table is not None else gen.snapshot.routes.get(config.rds_name)
+        chain = build_filters(config.http_filters, self)
+        self.decoders, self.encoders, self.router = chain.decoders, chain.encoders, chain.router
+        self.stats = HcmStats(rt.stats, config.stat_prefix or "http")
+        self.h1_limits = Http1Limits(max_headers_kb=config.max_request_headers_kb, max_headers_count=config.max_headers_count,
+                                     accept_http_10=config.accept_http_10,
+                                     default_host_for_http_10=config.default_host_for_http_10.encode(),
+                                     allow_absolute_url=config.allow_absolute_url)
+        self.h2_settings = Http2Settings(
+            max_concurrent_streams=min(config.http2_max_concurrent_streams, 2 ** 31 - 1),
+            initial_stream_window_size=min(config.http2_initial_stream_window_size, 1024 * 1024),
+            initial_connection_window_size=min(config.http2_initial_connection_window_size, 8 * 1024 * 1024),
+            hpack_table_size=config.http2_hpack_table_size, max_headers_kb=config.max_request_headers_kb,
+            max_headers_count=config.max_headers_count)
+        self.strip_port_mode = config.strip_port_mode
+        self.listener_port_suffix = f":{listener.config.address.port}"
+        self.strip_trailing_dot = config.strip_trailing_host_dot
+        merge = config.merge_slashes
+        self.normalize = (lambda p: normalize_path(p, merge)) if (config.normalize_path or merge) else None
+        self.tracing = config.tracing
+        t = config.tracing
+        self.sample_percent = (t.random_sampling * t.overall_sampling / 100.0) if t is not None else 0.0
+        self.internal_only = frozenset(self.route_table.internal_only_headers) if self.route_table is not None else frozenset()
+        self.outbound = listener.config.traffic_direction != "inbound"
+        self.mesh = rt.node is not None and rt.node.proxy_type == "sidecar"
+        self.request_headers_timeout = config.request_headers_timeout or rt.request_headers_timeout
+        self.access_logs = compile_loggers(config.access_logs, rt.sinks)
+        self.websocket = dict(config.upgrades).get("websocket", False)
+        node = rt.node
+        self.peer_md = node.peer_metadata_header()
+        self.peer_id = node.peer_metadata_id()
+        self.tel = rt.telemetry
+        self._peers: dict = {}
+        self._services: dict = {}
+
+    # -- per request hooks ---------------------------------------------------------------
+    def on_request(self, stream) -> None:
+        headers = stream.headers
+        if self.outbound:
+            if self.mesh:
+                headers = hdr.remove(hdr.remove(headers, PEER_MD), PEER_ID)
+                headers.append((PEER_ID, self.peer_id))
+                headers.append((PEER_MD, self.peer_md))
+                stream.headers = headers
+            return
+        md = None
+        for k, v in headers:
+            if k == PEER_MD:
+                md = v
+                break
+        if md is not None:
+            stream.headers = [(k, v) for k, v in headers if k != PEER_MD and k != PEER_ID]
+        peer = stream.conn.info.peer
+        principal = peer.spiffe_id if peer is not None else ""
+        key = (md, principal)
+        labels = self._peers.get(key)
+        if labels is None:
+            decoded = decode_peer_metadata(md) if md is not None else None
+            labels = from_peer_metadata(decoded, principal) if decoded else UNKNOWN_WORKLOAD.with_principal(principal)
+            if len(self._peers) > 4096:
+                self._peers.clear()
+            self._peers[key] = labels
+        stream.peer = labels
+
+    def on_response(self, stream, headers: list) -> list:
+        if self.outbound:
+            md = None
+            for k, v in headers:
+                if k == PEER_MD or k == PEER_ID:
+                    md = md or (v if k == PEER_MD else b"")
+            if md is not None:
+                headers = [(k, v) for k, v in headers if k != PEER_MD and k != PEER_ID]
+                if md:
+                    stream.peer = md
+        elif self.mesh:
+            headers = [*headers, (PEER_ID, self.peer_id), (PEER_MD, self.peer_md)]
+        if self.config.always_set_request_id_in_response and stream.request_id is not None:
+            headers = hdr.set_header(list(headers), b"x-request-id", stream.request_id)
+        return headers
+
+    def on_finish(self, stream) -> None:
+        stats = self.stats
+        stats.downstream_rq_total.value += 1
+        stats.response(stream.status)
+        end = stream.end
+        duration_ms = (end - stream.start) * 1000.0
+        tel = self.tel
+        flags = flags_string(stream.flags)
+        protocol = "grpc" if stream.is_grpc else "http"
+        if self.outbound:
+            part = self._outbound_part(stream)
+            m = tel.http(part, protocol, stream.status, stream.grpc_status() or "", flags, "unknown")
+        else:
+            part = self._inbound_part(stream)
+            security = "mutual_tls" if stream.conn.info.peer is not None else "none"
+            m = tel.http(part, protocol, stream.status, stream.grpc_status() or "", flags, security)
+        m.record(duration_ms, stream.bytes_in, stream.bytes_out)
+        for logger in self.access_logs:
+            logger.log(stream)
+
+    def _service(self, stream):
+        cluster = self.clusters.get(stream.cluster_name) if stream.cluster_name else None
+        if cluster is not None and cluster.service is not None:
+            return cluster.service
+        host = strip_port(stream.authority) if stream.authority else ""
+        svc = self._services.get(host)
+        if svc is None:
+            name, _, rest = host.partition(".")
+            ns = rest.split(".")[0] if ".svc." in host else ""
+            svc = self._services[host] = service_labels(host, name if ns else host, ns)
+            if len(self._services) > 4096:
+                self._services.clear()
+        return svc
+
+    def _outbound_part(self, stream):
+        info = stream.upstream
+        service = self._service(stream)
+        peer = stream.peer  # raw peer metadata the server sent back, if any
+        conn_peer = None
+        if peer is not None:
+            key = (peer, service)
+            part = self._peers.get(key)
+            if part is None:
+                decoded = decode_peer_metadata(peer)
+                dest = from_peer_metadata(decoded) if decoded else UNKNOWN_WORKLOAD
+                part = self._peers[key] = self.tel.peer_part(SOURCE, self.tel.local, dest, service)
+            return part
+        if info is None:
+            return self.tel.peer_part(SOURCE, self.tel.local, UNKNOWN_WORKLOAD, service)
+        part = info.parts.get(id(service))
+        if part is None:
+            tls = info.tls is not None
+            principal = ""
+            if tls:
+                for pool in info.pools.values():
+                    for conn_peer in pool.conns.values():
+                        principal = conn_peer.peer_principal()
+                        break
+                    if principal:
+                        break
+            source = self.tel.local.with_principal(self.rt.node.spiffe_id if tls else "")
+            part = self.tel.peer_part(SOURCE, source, info.workload.with_principal(principal), service)
+            if not tls or principal:
+                info.parts[id(service)] = part
+        return part
+
+    def _inbound_part(self, stream):
+        source = stream.peer or UNKNOWN_WORKLOAD
+        service = self._service(stream)
+        mtls = stream.conn.info.peer is not None
+        key = (source, service, mtls)
+        part = self._peers.get(key)
+        if part is None:
+            dest = self.tel.local.with_principal(self.rt.node.spiffe_id if mtls else "")
+            part = self._peers[key] = self.tel.peer_part(DESTINATION, source, dest, service)
+        return part
