@@ -111,6 +111,9 @@ async def run_agent(opts: AgentOptions) -> int:
         log.info("proxy started", engine=opts.engine, node=opts.workload.node_id)
         while not stop.is_set():
             if engine.exited is not None:
+                if engine.exited == 0:  # /quitquitquit: a requested, clean exit
+                    log.info("engine exited cleanly")
+                    return 0
                 log.error("engine exited", code=engine.exited)
                 return 1
             try:
