@@ -7,8 +7,8 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 # Debian packages the test suite drives for real.
-APT_PACKAGES := etcd-server openssl
-APT_BINARIES := etcd openssl
+APT_PACKAGES := etcd-server openssl curl
+APT_BINARIES := etcd openssl curl
 
 .PHONY: up test venv system-deps protos schema check-generated clean bench bench-quick
 

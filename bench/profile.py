@@ -1,12 +1,14 @@
-"""Where the Python data plane spends its time: py-spy under load, summarised as text.
+"""Where the Python data plane spends its time: py-spy and perf under load, as text.
 
-`profile_scenarios` attaches py-spy (sampling, from outside: no change to the proxy) to
-every python-engine process of the `isthmus*` scenarios while plain-c16 load runs, and
-`summarize_collapsed` turns py-spy's collapsed stacks into the top self and inclusive
-frames — a flame graph read as a table. Profiled runs are never the measured ones.
+`profile_scenarios` samples the `isthmus*` scenarios' processes from outside (no change to
+the proxy) while plain-c16 load runs: py-spy for Python frames, perf for native code
+(libpython, libssl, uvloop, the kernel). `summarize_collapsed` turns py-spy's collapsed
+stacks into top self and inclusive frames — a flame graph read as a table. Profiled runs
+are never the measured ones.
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -50,41 +52,76 @@ def summarize_collapsed(text: str, top: int = TOP) -> str:
     return "\n".join(lines)
 
 
+def perf_binary() -> str | None:
+    return shutil.which("perf")
+
+
+def summarize_perf(by_dso: str, by_symbol: str, top: int = TOP) -> str:
+    """`perf report --stdio -q` outputs (sorted by DSO, by symbol) → the top lines of each."""
+    def rows(text: str) -> list[str]:
+        out = []
+        for line in text.splitlines():
+            m = re.match(r"\s*([\d.]+)%\s+(.*\S)", line)
+            if m and float(m.group(1)) > 0:
+                out.append(f"{float(m.group(1)):6.1f}  {' '.join(m.group(2).split())}")
+        return out[:top]
+    dso, sym = rows(by_dso), rows(by_symbol)
+    if not dso:
+        return "no samples"
+    return "\n".join(["self %  library", *dso, "", "self %  symbol", *sym])
+
+
+def _perf_report(exe: str, data: Path, sort: str) -> str:
+    res = subprocess.run([exe, "report", "-i", str(data), "--stdio", "--no-children", "-q", "--sort", sort],
+                         capture_output=True, text=True, timeout=120)
+    return res.stdout
+
+
 def profile_scenarios(targets: dict, pin: procs.Pinning, work: Path, seconds: float,
                       log: Callable[[str], None]) -> dict[str, str]:
+    """py-spy (Python frames, per process) and perf (native: libpython, libssl, kernel, ...) under plain-c16 load."""
     from bench.dataplane import VARIANTS, run_load
 
     wanted = [s for s in ("isthmus", "isthmus-s2s") if s in targets]
-    if not wanted:
-        return {}
-    exe = py_spy()
-    if exe is None:
-        return {s: "not available: py-spy not installed (add py-spy to the dev extras)" for s in wanted}
+    spy_exe, perf_exe = py_spy(), perf_binary()
     out: dict[str, str] = {}
     for s in wanted:
         t = targets[s]
-        files = [work / f"pyspy-{s}-{pid}.txt" for pid in t.roots]
-        spies = [subprocess.Popen([exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
-                                   "--format", "raw", "--output", str(f), "--nonblocking"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                 for pid, f in zip(t.roots, files)]
+        pids = [p for root in t.roots for p in procs.tree(root)]
+        spy_files = [work / f"pyspy-{s}-{pid}.txt" for pid in t.roots]
+        perf_file = work / f"perf-{s}.data"
+        samplers = []
+        if spy_exe:
+            samplers += [subprocess.Popen([spy_exe, "record", "--pid", str(pid), "--duration", str(int(seconds)),
+                                           "--rate", "250", "--format", "raw", "--output", str(f), "--nonblocking"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         for pid, f in zip(t.roots, spy_files)]
+        if perf_exe:
+            samplers.append(subprocess.Popen([perf_exe, "record", "-e", "cpu-clock", "-F", "999", "-p",
+                                              ",".join(map(str, pids)), "-o", str(perf_file), "--", "sleep",
+                                              str(int(seconds))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         try:
             run_load(t, VARIANTS["plain-c16"], seconds, pin, work)
         finally:
-            for spy in spies:
+            for sampler in samplers:
                 try:
-                    spy.wait(seconds + 30)
+                    sampler.wait(seconds + 30)
                 except subprocess.TimeoutExpired:
-                    spy.kill()
-                    spy.wait(5)
+                    sampler.kill()
+                    sampler.wait(5)
         parts = []
-        for pid, f, spy in zip(t.roots, files, spies):
-            role = "client sidecar" if pid == t.roots[0] else "server sidecar"
-            if f.exists():
-                parts.append(f"{role} (pid {pid}):\n{summarize_collapsed(f.read_text())}")
-            else:
-                err = (spy.stderr.read() if spy.stderr else "").strip().splitlines()
-                parts.append(f"{role} (pid {pid}): py-spy failed: {err[-1] if err else 'no output'}")
+        if not spy_exe:
+            parts.append("Python frames: not available: py-spy not installed (add py-spy to the dev extras)")
+        for pid, f in zip(t.roots, spy_files):
+            if spy_exe:
+                role = "client sidecar" if pid == t.roots[0] else "server sidecar"
+                text = summarize_collapsed(f.read_text()) if f.exists() else "py-spy wrote nothing"
+                parts.append(f"Python frames (py-spy), {role}:\n{text}")
+        if perf_exe and perf_file.exists():
+            native = summarize_perf(_perf_report(perf_exe, perf_file, "dso"), _perf_report(perf_exe, perf_file, "sym"))
+            parts.append(f"Native (perf, cpu-clock, {'both sidecars' if len(t.roots) > 1 else 'the sidecar'}):\n{native}")
+        elif not perf_exe:
+            parts.append("Native: not available: perf not installed (Debian package linux-perf)")
         out[s] = "\n\n".join(parts)
         log(f"  profiled {s}")
     return out

@@ -122,7 +122,7 @@ def _dataplane_md(dp: dict) -> list[str]:
         lines += ["", f"No ratio in this run: Isthmus (python engine) {why}."]
     lines.append("")
     if dp.get("profiles"):
-        lines += ["### Where the Python proxy spends its time (py-spy, plain-c16 load, not a measured run)", ""]
+        lines += ["### Where the Python proxy spends its time (py-spy / perf under plain-c16 load, not a measured run)", ""]
         for s, text in dp["profiles"].items():
             lines += [f"**{s}**", "", "```", text, "```", ""]
     return lines

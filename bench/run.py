@@ -37,6 +37,7 @@ class Plan:
     galley_seconds: float
     fanout_events: int
     ca_seconds: float
+    ca_repeats: int
     profile_seconds: float
 
 
@@ -44,8 +45,8 @@ def plan_for(quick: bool) -> Plan:
     from bench.dataplane import QUICK_VARIANTS, VARIANTS
 
     if quick:
-        return Plan("quick", 2, 3, QUICK_VARIANTS, 200, 20, 3, 1.0, 5, 0.5, 0)
-    return Plan("full", 10, 3, tuple(VARIANTS), 1000, 100, 3, 3.0, 20, 3.0, 10)
+        return Plan("quick", 2, 3, QUICK_VARIANTS, 200, 20, 3, 1.0, 5, 0.5, 2, 0)
+    return Plan("full", 10, 3, tuple(VARIANTS), 1000, 100, 3, 3.0, 20, 3.0, 3, 10)
 
 
 def method_lines(plan: Plan, dp_variants: tuple[str, ...]) -> list[str]:
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--quick", action="store_true", help="short runs, 200 services / 20 clients (< 3 min)")
     mode.add_argument("--full", action="store_true", help="the default: 10 s runs, every variant, 1000 / 100")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {', '.join(PARTS)}")
+    parser.add_argument("--scenarios", help="comma-separated data-plane scenarios (default: all)")
     parser.add_argument("--seconds", type=float, help="seconds per data-plane run")
     parser.add_argument("--rounds", type=int, help="data-plane rounds")
     parser.add_argument("--services", type=int, help="ServiceEntries for pilot convergence")
@@ -100,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     parts = tuple(p.strip() for p in args.only.split(",") if p.strip())
     if unknown := set(parts) - set(PARTS):
         parser.error(f"unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
+    from bench.dataplane import SCENARIOS
+
+    scenarios = tuple(x.strip() for x in args.scenarios.split(",")) if args.scenarios else SCENARIOS
+    if unknown := set(scenarios) - set(SCENARIOS):
+        parser.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; choose from {', '.join(SCENARIOS)}")
     if missing := check_tools(parts):
         print("missing tools (`make bench` installs them as root):\n  " + "\n  ".join(missing), file=sys.stderr)
         return 2
@@ -128,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         if "dataplane" in parts:
             from bench import dataplane
 
-            dp = dataplane.run(dataplane.SCENARIOS, plan.variants, plan.seconds, plan.rounds, log,
+            dp = dataplane.run(scenarios, plan.variants, plan.seconds, plan.rounds, log,
                                profile_seconds=plan.profile_seconds)
             rows = [report.sample_row(s) for s in dp.samples]
             summary = report.summarize_dataplane(rows)
@@ -162,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             from bench import controlplane
 
             log("citadel: bench/ca_bench.py")
-            cp["citadel"] = controlplane.citadel_bench(plan.ca_seconds, 3, log)
+            cp["citadel"] = controlplane.citadel_bench(plan.ca_seconds, plan.ca_repeats, log)
             lap("citadel")
         if cp:
             results["controlplane"] = cp

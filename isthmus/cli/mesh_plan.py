@@ -138,7 +138,7 @@ def build_plan(opts: UpOptions) -> Plan:
         name="istio-ingressgateway",
         argv=(*exe, "gateway", "--name", "istio-ingressgateway", "-n", "istio-system",
               "--service-account", "istio-ingressgateway-service-account", "--labels", "istio=ingressgateway,app=istio-ingressgateway",
-              "--port-map", f"80={ingress}", "--pilot", f"127.0.0.1:{xds_mtls}", "--ca", f"127.0.0.1:{citadel}",
+              "--port-map", f"80={ingress},8080={ingress}", "--bind", "127.0.0.1", "--pilot", f"127.0.0.1:{xds_mtls}", "--ca", f"127.0.0.1:{citadel}",
               "--token-file", str(token_path(run, "istio-system", "istio-ingressgateway-service-account")),
               "--engine", opts.engine, "--run-dir", str(run / "proxies" / "istio-ingressgateway"),
               "--admin-port", str(gw_admin), "--status-port", str(gw_status), "--stats-port", str(gw_stats)),

@@ -121,15 +121,15 @@ class TlsLayer:
             except ssl.SSLWantReadError:
                 break
             except ssl.SSLZeroReturnError:
+                chunk = b""
+            except (ssl.SSLError, OSError):
+                self.transport.abort()
+                return
+            if not chunk:  # the peer's close_notify (CPython returns b"" for it)
                 self._flush()
                 if app is not None and not app.eof_received():
                     self.close()
                 return
-            except (ssl.SSLError, OSError):
-                self.transport.abort()
-                return
-            if not chunk:
-                break
             app.data_received(chunk)
         self._flush()
 

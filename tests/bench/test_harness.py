@@ -15,7 +15,7 @@ from bench.adsfleet import CDS, LDS, Decoder
 from bench.controlplane import parse_push_metrics, push_attribution, service_entry
 from bench.dataplane import VARIANTS, Sample, Target, render
 from bench.loadgen import LoadResult, LoadSpec
-from bench.profile import summarize_collapsed
+from bench.profile import summarize_collapsed, summarize_perf
 from bench.stats import Spread, median, percentile, ratio
 
 DATA = Path(__file__).parent / "testdata"
@@ -215,6 +215,15 @@ def test_collapsed_stacks_summary():
     assert "60.0  idle" in self_part and "30.0  parse" in self_part
     assert "100.0  main" in incl_part and "40.0  serve" in incl_part
     assert summarize_collapsed("") == "no samples"
+
+
+def test_perf_report_summary():
+    by_dso = "    61.20%  libpython3.11.so.1.0\n    20.05%  [kernel.kallsyms]\n     0.00%  libc.so.6\n"
+    by_sym = "    12.50%  [.] _PyEval_EvalFrameDefault\n"
+    out = summarize_perf(by_dso, by_sym)
+    assert out.splitlines()[:3] == ["self %  library", "  61.2  libpython3.11.so.1.0", "  20.1  [kernel.kallsyms]"]
+    assert "  12.5  [.] _PyEval_EvalFrameDefault" in out and "libc" not in out
+    assert summarize_perf("", "") == "no samples"
 
 
 def test_push_metrics_parse_and_difference():

@@ -11,7 +11,7 @@ Server hosts keep their namespace scope: `./h` → the Gateway's namespace, `*/h
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Mapping
 
@@ -63,7 +63,8 @@ class GatewayServer:
 
     @property
     def name(self) -> str:
-        return self.server.port.name or "" if self.server.port else ""
+        """The server's port name (part of an HTTPS route name)."""
+        return (self.server.port.name or "") if self.server.port else ""
 
     @property
     def tls_mode(self) -> str:
@@ -153,7 +154,7 @@ def _server(proxy: Proxy, gw: Config, server: Server) -> GatewayServer | None:
         protocol=protocol,
         hosts=sanitize_hosts(server.hosts, gw.namespace),
     )
-    return GatewayServer(**{**s.__dict__, "route_name": route_name(s)})
+    return replace(s, route_name=route_name(s))
 
 
 def merge_gateways(proxy: Proxy, push: PushContext) -> MergedGateway:

@@ -1,0 +1,293 @@
+"""Quick req/s of the isthmus data plane for one HTTP/1.1 keep-alive hop (profiling aid).
+
+    .venv/bin/python bench/proxy_quick.py [--seconds 5] [--connections 16] [--profile out.prof]
+                                          [--config sidecar|minimal] [--access-log] [--wrk]
+
+Three processes: a tiny uvloop backend (fixed 2-byte response), the DataPlane on
+uvloop (configured by pilot's own translators for an explicit-mode sidecar, or a
+minimal static listener → route → cluster), and the load: a keep-alive asyncio
+client (or wrk with --wrk). `--profile` runs the proxy under cProfile and writes the
+stats file (read with `python -m pstats`).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# bench/ holds modules named like the stdlib's (profile.py): keep it off the path.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+sys.path.insert(0, ROOT)
+
+HOST = "backend.default.svc.cluster.local:9080"
+RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok"
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ---------------------------------------------------------------- backend
+
+def run_backend(port: int) -> None:
+    import uvloop
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.t = transport
+            self.buf = b""
+
+        def data_received(self, data):
+            self.buf += data
+            n = self.buf.count(b"\r\n\r\n")
+            if n:
+                self.buf = self.buf[self.buf.rfind(b"\r\n\r\n") + 4:]
+                self.t.write(RESPONSE * n)
+
+    async def main():
+        server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", port, backlog=1024)
+        await server.serve_forever()
+
+    uvloop.run(main())
+
+
+# ---------------------------------------------------------------- proxy
+
+def sidecar_snapshot(backend_port: int, proxy_port: int, access_log: bool):
+    from isthmus.pilot.model.mesh import MeshConfig
+    from isthmus.pilot.model.proxy import CaptureMode, Proxy, ProxyType, WorkloadPort
+    from isthmus.pilot.model.push_context import ConfigSnapshot, PushContext
+    from isthmus.pilot.translate import routes as routes_mod
+    from isthmus.pilot.translate.clusters import build_clusters
+    from isthmus.pilot.translate.endpoints import build_endpoints
+    from isthmus.pilot.translate.listeners import build_listeners
+    from isthmus.proxy.config import Snapshot
+    from isthmus.proxy.config.clusters import CLUSTER_TYPE_URL
+    from isthmus.proxy.config.endpoints import ENDPOINT_TYPE_URL
+    from isthmus.proxy.config.listeners import LISTENER_TYPE_URL
+    from isthmus.proxy.config.routes import ROUTE_TYPE_URL
+    from isthmus.shared.config.documents import parse_text
+    from isthmus.shared.config.validation import validate_document
+
+    yaml = f"""
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: backend}}
+spec:
+  hosts: [backend.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9080, name: http, protocol: HTTP}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{http: {backend_port}}}}}]
+"""
+    resources = []
+    for i, doc in enumerate(parse_text(yaml, "bench")):
+        outcome = validate_document(doc.body, default_namespace="default")
+        resources.append(outcome.resource.with_meta(creation_timestamp=f"2024-01-01T00:00:{i:02d}Z", resource_version=str(i + 1)))
+    mesh = MeshConfig.from_dict({"accessLogFile": "/dev/null" if access_log else ""}) if hasattr(MeshConfig, "from_dict") else MeshConfig()
+    if not access_log:
+        import dataclasses
+        mesh = dataclasses.replace(mesh, access_log_file="")
+    else:
+        import dataclasses
+        mesh = dataclasses.replace(mesh, access_log_file="/dev/null")
+    push = PushContext.build("1", ConfigSnapshot.build(len(resources), resources), mesh)
+    proxy = Proxy(id="sidecar~127.0.0.1~bench.default~default.svc.cluster.local", type=ProxyType.SIDECAR,
+                  ip_addresses=("127.0.0.1",), namespace="default", service_account="bench", labels={"app": "bench"},
+                  workload_name="bench", capture_mode=CaptureMode.EXPLICIT,
+                  ports=(WorkloadPort(port=9080, name="http", protocol="HTTP", proxy_port=free_port()),),
+                  outbound_port=proxy_port, inbound_port=15006)
+    listeners = [x for x in build_listeners(proxy, push) if x.name == "http_proxy"]
+    listeners[0].address.socket_address.port_value = proxy_port
+    snap = Snapshot().with_update(CLUSTER_TYPE_URL, {c.name: c for c in build_clusters(proxy, push)})
+    snap = snap.with_update(LISTENER_TYPE_URL, {x.name: x for x in listeners})
+    refs = snap.references()
+    snap = snap.with_update(ROUTE_TYPE_URL, {r.name: r for r in routes_mod.build_routes(proxy, push, list(refs.routes))})
+    return snap.with_update(ENDPOINT_TYPE_URL, {e.cluster_name: e for e in build_endpoints(proxy, push, list(refs.endpoints))})
+
+
+def minimal_snapshot(backend_port: int, proxy_port: int, access_log: bool):
+    from google.protobuf import json_format
+    from envoy.config.cluster.v3 import cluster_pb2
+    from envoy.config.listener.v3 import listener_pb2
+    from envoy.extensions.access_loggers.file.v3 import file_pb2  # noqa: F401
+    from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
+    from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2  # noqa: F401
+    from isthmus.proxy.config import Snapshot
+    from isthmus.proxy.config.clusters import CLUSTER_TYPE_URL
+    from isthmus.proxy.config.listeners import LISTENER_TYPE_URL
+
+    t = "type.googleapis.com/"
+    hcm = {"@type": t + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+           "stat_prefix": "bench", "http_filters": [{"name": "envoy.filters.http.router",
+                                                     "typed_config": {"@type": t + "envoy.extensions.filters.http.router.v3.Router"}}],
+           "route_config": {"name": "r", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+               {"match": {"prefix": "/"}, "route": {"cluster": "backend", "timeout": "0s"}}]}]}}
+    if access_log:
+        hcm["access_log"] = [{"name": "f", "typed_config": {"@type": t + "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                                                            "path": "/dev/null"}}]
+    lis = json_format.ParseDict({"name": "bench", "address": {"socket_address": {"address": "127.0.0.1", "port_value": proxy_port}},
+                                 "filter_chains": [{"filters": [{"name": "hcm", "typed_config": hcm}]}]}, listener_pb2.Listener())
+    cl = json_format.ParseDict({"name": "backend", "type": "STATIC", "connect_timeout": "1s", "load_assignment": {
+        "cluster_name": "backend", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+            "address": "127.0.0.1", "port_value": backend_port}}}}]}]}}, cluster_pb2.Cluster())
+    return Snapshot().with_update(CLUSTER_TYPE_URL, {"backend": cl}).with_update(LISTENER_TYPE_URL, {"bench": lis})
+
+
+def run_proxy(backend_port: int, proxy_port: int, config: str, access_log: bool, profile: str, ready, seconds: float,
+              cpu) -> None:
+    import uvloop
+    from isthmus.proxy.runtime import DataPlane, NodeInfo, StaticSecrets
+    from isthmus.proxy.stats import Stats
+
+    snap = (sidecar_snapshot if config == "sidecar" else minimal_snapshot)(backend_port, proxy_port, access_log)
+
+    async def main():
+        dp = DataPlane(Stats(), StaticSecrets(), NodeInfo.from_workload("bench", labels={"app": "bench"}))
+        errors = await dp.apply(snap)
+        if errors:
+            raise SystemExit(f"bind errors: {errors}")
+        ready.set()
+        t0 = time.process_time()
+        await asyncio.sleep(seconds)
+        cpu.value = time.process_time() - t0  # the proxy's CPU seconds during the load
+        await asyncio.sleep(3)
+        await dp.stop()
+
+    if profile:
+        from cProfile import Profile
+        prof = Profile()
+        prof.enable()
+        uvloop.run(main())
+        prof.disable()
+        prof.dump_stats(profile)
+    else:
+        uvloop.run(main())
+
+
+# ---------------------------------------------------------------- load
+
+async def keepalive_client(port: int, connections: int, seconds: float) -> tuple[int, int]:
+    request = f"GET /bench HTTP/1.1\r\nhost: {HOST}\r\nuser-agent: bench\r\n\r\n".encode()
+    done = 0
+    errors = 0
+    stop_at = time.monotonic() + seconds
+
+    class Client(asyncio.Protocol):
+        def __init__(self, fut):
+            self.fut = fut
+            self.buf = b""
+
+        def connection_made(self, transport):
+            self.t = transport
+            self.t.write(request)
+
+        def data_received(self, data):
+            nonlocal done, errors
+            self.buf += data
+            while True:
+                end = self.buf.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                head = self.buf[:end]
+                cl = 0
+                for line in head.split(b"\r\n")[1:]:
+                    if line[:15].lower() == b"content-length:":
+                        cl = int(line[15:])
+                if len(self.buf) < end + 4 + cl:
+                    return
+                if not head.startswith(b"HTTP/1.1 200"):
+                    errors += 1
+                self.buf = self.buf[end + 4 + cl:]
+                done += 1
+                if time.monotonic() < stop_at:
+                    self.t.write(request)
+                else:
+                    self.t.close()
+                    return
+
+        def connection_lost(self, exc):
+            if not self.fut.done():
+                self.fut.set_result(None)
+
+    loop = asyncio.get_running_loop()
+    futs = []
+    for _ in range(connections):
+        fut = loop.create_future()
+        await loop.create_connection(lambda f=fut: Client(f), "127.0.0.1", port)
+        futs.append(fut)
+    await asyncio.wait_for(asyncio.gather(*futs), seconds + 10)
+    return done, errors
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--config", choices=("sidecar", "minimal"), default="sidecar")
+    ap.add_argument("--access-log", action="store_true", help="log every request (to /dev/null)")
+    ap.add_argument("--profile", default="", help="cProfile the proxy into this file")
+    ap.add_argument("--wrk", action="store_true", help="drive with wrk instead of the asyncio client")
+    ap.add_argument("--direct", action="store_true", help="hit the backend directly (baseline)")
+    args = ap.parse_args()
+
+    backend_port, proxy_port = free_port(), free_port()
+    ctx = mp.get_context("spawn")
+    backend = ctx.Process(target=run_backend, args=(backend_port,), daemon=True)
+    backend.start()
+    ready = ctx.Event()
+    cpu = ctx.Value("d", 0.0)
+    proxy = None
+    if not args.direct:
+        proxy = ctx.Process(target=run_proxy, args=(backend_port, proxy_port, args.config, args.access_log, args.profile,
+                                                    ready, args.seconds, cpu), daemon=True)
+        proxy.start()
+        if not ready.wait(30):
+            raise SystemExit("proxy did not start")
+    else:
+        proxy_port = backend_port
+        time.sleep(0.5)
+    try:
+        if args.wrk and shutil.which("wrk"):
+            out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{int(args.seconds)}s", "-H", f"Host: {HOST}",
+                                  f"http://127.0.0.1:{proxy_port}/bench"], capture_output=True, text=True).stdout
+            print(out)
+            time.sleep(0.5)
+            import re
+            m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+            if m and cpu.value:
+                print(f"  proxy CPU {cpu.value:.2f} s → {float(m.group(1)) * args.seconds / cpu.value:,.0f} req/s per proxy core")
+        else:
+            import uvloop
+            t0 = time.monotonic()
+            done, errors = uvloop.run(keepalive_client(proxy_port, args.connections, args.seconds))
+            elapsed = time.monotonic() - t0
+            target = "backend directly" if args.direct else f"isthmus ({args.config} config{', access log' if args.access_log else ''})"
+            print(f"{target}: {done / elapsed:,.0f} req/s ({done} requests, {errors} errors, {args.connections} connections, "
+                  f"{elapsed:.1f} s)")
+            if proxy is not None:
+                time.sleep(0.5)
+                if cpu.value:
+                    print(f"  proxy CPU {cpu.value:.2f} s → {done / cpu.value:,.0f} req/s per proxy core")
+    finally:
+        if proxy is not None:
+            proxy.join(args.seconds + 15 if args.profile else 1)
+            proxy.terminate()
+        backend.terminate()
+    if args.profile:
+        print(f"profile written to {args.profile}: .venv/bin/python -m pstats {args.profile}")
+
+
+if __name__ == "__main__":
+    main()
