@@ -15,7 +15,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import random
-import uuid
 
 from isthmus.proxy.config.matchers import HeaderMutations, HeaderValueConfig
 from isthmus.proxy.protocol.headers import HOP_BY_HOP, header_tokens
@@ -95,8 +94,20 @@ def is_internal(ip: str) -> bool:
     return a.is_private or a.is_loopback
 
 
+_RANDOM = bytearray()
+
+
 def new_request_id() -> bytes:
-    return str(uuid.uuid4()).encode()
+    """A UUID4 (random bits from a pooled urandom read: one syscall per 256 ids)."""
+    global _RANDOM
+    if len(_RANDOM) < 16:
+        _RANDOM = bytearray(os.urandom(4096))
+    b = _RANDOM[-16:]
+    del _RANDOM[-16:]
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex().encode()
+    return b"%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
 
 
 def new_traceparent(sampled: bool) -> bytes:
@@ -104,42 +115,75 @@ def new_traceparent(sampled: bool) -> bytes:
     return b"00-%s-%s-%s" % (raw[:32].encode(), raw[32:].encode(), b"01" if sampled else b"00")
 
 
+# Request headers the HCM looks at, found in one pass: name → kind.
+_HOP, _XFF, _XFP, _XRID, _XFCC, _TRACE, _CTYPE, _GRPC_TIMEOUT, _PEER_MD, _PEER_ID, _ENVOY = range(1, 12)
+_KINDS = {k: _HOP for k in HOP_BY_HOP}
+_KINDS.update({XFF: _XFF, XFP: _XFP, XRID: _XRID, XFCC: _XFCC, TRACEPARENT: _TRACE, B3[0]: _TRACE, B3[1]: _TRACE,
+               b"content-type": _CTYPE, b"grpc-timeout": _GRPC_TIMEOUT, b"x-envoy-peer-metadata": _PEER_MD,
+               b"x-envoy-peer-metadata-id": _PEER_ID})
+_KINDS.update({k: _ENVOY for k in ENVOY_CONTROL if k not in _KINDS})
+GRPC = b"application/grpc"
+
+
 def prepare_request(stream, hcm) -> list:
-    """The request headers to route with (see the module docstring)."""
-    conn = stream.conn
-    info = conn.info
-    headers = strip_hop_by_hop(stream.head.headers, stream.upgrade is not None)
-    if headers is stream.head.headers:
-        headers = list(headers)
+    """The request headers to route with (see the module docstring), in one pass over
+    what the client sent; also notes gRPC-ness, grpc-timeout and peer metadata."""
+    original = stream.head.headers
+    kinds = _KINDS
+    found = 0  # bit per kind seen
+    xff = xfp = rid = xfcc = peer_md = None
+    for k, v in original:
+        t = kinds.get(k)
+        if t is not None:
+            found |= 1 << t
+            if t == _CTYPE:
+                if v.startswith(GRPC) and (len(v) == 16 or v[16:17] in (b"+", b";")):
+                    stream.grpc = True
+            elif t == _XRID:
+                rid = v
+            elif t == _XFP:
+                xfp = v
+            elif t == _XFF:
+                xff = v
+            elif t == _XFCC:
+                xfcc = v
+            elif t == _GRPC_TIMEOUT:
+                stream.grpc_timeout = v
+            elif t == _PEER_MD:
+                peer_md = v
+    headers = strip_hop_by_hop(original, stream.upgrade is not None) if found & (1 << _HOP) else list(original)
+    if found & ((1 << _PEER_MD) | (1 << _PEER_ID)):
+        headers = [(k, v) for k, v in headers if k != b"x-envoy-peer-metadata" and k != b"x-envoy-peer-metadata-id"]
+    info = stream.conn.info
     cfg = hcm.config
     edge = False
     if cfg.use_remote_address:
         remote_ip = info.remote[0] if info.remote else ""
         if not cfg.skip_xff_append and remote_ip:
-            xff = get(headers, XFF)
             headers = set_header(headers, XFF, (xff + b"," + remote_ip.encode()) if xff else remote_ip.encode())
-        internal = is_internal(remote_ip) and get(headers, XFF) in (None, remote_ip.encode())
-        if internal:
+        if is_internal(remote_ip) and xff is None:
             headers = set_header(headers, INTERNAL, b"true")
         else:
             edge = True
-            if any(k in ENVOY_CONTROL for k, _ in headers):
+            if found & (1 << _ENVOY):
                 headers = [(k, v) for k, v in headers if k not in ENVOY_CONTROL]
             if hcm.internal_only:
                 headers = [(k, v) for k, v in headers if k.decode() not in hcm.internal_only]
         headers = set_header(headers, XFP, b"https" if info.tls else b"http")
-    elif get(headers, XFP) is None:
+    elif xfp is None:
         headers.append((XFP, b"https" if info.tls else b"http"))
     if cfg.via:
         headers.append((b"via", cfg.via.encode()))
-    rid = get(headers, XRID)
     if (rid is None or (edge and not cfg.preserve_external_request_id)) and cfg.generate_request_id:
-        rid = new_request_id()
-        headers = set_header(headers, XRID, rid)
+        new = new_request_id()
+        if rid is None:
+            headers.append((XRID, new))
+        else:
+            headers = set_header(headers, XRID, new)
+        rid = new
     stream.request_id = rid
     mode = cfg.forward_client_cert_details
     if mode != "always_forward_only":
-        xfcc = get(headers, XFCC)
         if mode == "sanitize" or info.peer is None:
             if xfcc is not None:
                 headers = remove(headers, XFCC)
@@ -149,8 +193,14 @@ def prepare_request(stream, hcm) -> list:
                 headers = set_header(headers, XFCC, xfcc + b"," + mine)
             else:
                 headers = set_header(headers, XFCC, mine)
-    if hcm.tracing is not None and get(headers, TRACEPARENT) is None and not any(get(headers, b) for b in B3):
+    if hcm.tracing is not None and not found & (1 << _TRACE):
         headers.append((TRACEPARENT, new_traceparent(random.random() * 100.0 < hcm.sample_percent)))
+    if hcm.outbound:
+        if hcm.mesh:
+            headers.append((b"x-envoy-peer-metadata-id", hcm.peer_id))
+            headers.append((b"x-envoy-peer-metadata", hcm.peer_md))
+    else:
+        stream.peer = hcm.peer_labels(peer_md, info.peer)
     return headers
 
 

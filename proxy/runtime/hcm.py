@@ -106,23 +106,8 @@ class HcmRuntime:
         self._services: dict = {}
 
     # -- per request hooks ---------------------------------------------------------------
-    def on_request(self, stream) -> None:
-        headers = stream.headers
-        if self.outbound:
-            if self.mesh:
-                headers = hdr.remove(hdr.remove(headers, PEER_MD), PEER_ID)
-                headers.append((PEER_ID, self.peer_id))
-                headers.append((PEER_MD, self.peer_md))
-                stream.headers = headers
-            return
-        md = None
-        for k, v in headers:
-            if k == PEER_MD:
-                md = v
-                break
-        if md is not None:
-            stream.headers = [(k, v) for k, v in headers if k != PEER_MD and k != PEER_ID]
-        peer = stream.conn.info.peer
+    def peer_labels(self, md: bytes | None, peer):
+        """Inbound: who the client is (its x-envoy-peer-metadata + mTLS identity), cached."""
         principal = peer.spiffe_id if peer is not None else ""
         key = (md, principal)
         labels = self._peers.get(key)
@@ -132,7 +117,7 @@ class HcmRuntime:
             if len(self._peers) > 4096:
                 self._peers.clear()
             self._peers[key] = labels
-        stream.peer = labels
+        return labels
 
     def on_response(self, stream, headers: list) -> list:
         if self.outbound:
@@ -158,14 +143,15 @@ class HcmRuntime:
         duration_ms = (end - stream.start) * 1000.0
         tel = self.tel
         flags = flags_string(stream.flags)
-        protocol = "grpc" if stream.is_grpc else "http"
-        if self.outbound:
-            part = self._outbound_part(stream)
-            m = tel.http(part, protocol, stream.status, stream.grpc_status() or "", flags, "unknown")
+        if stream.grpc:
+            protocol, grpc = "grpc", stream.grpc_status() or ""
         else:
-            part = self._inbound_part(stream)
+            protocol, grpc = "http", ""
+        if self.outbound:
+            m = tel.http(self._outbound_part(stream), protocol, stream.status, grpc, flags, "unknown")
+        else:
             security = "mutual_tls" if stream.conn.info.peer is not None else "none"
-            m = tel.http(part, protocol, stream.status, stream.grpc_status() or "", flags, security)
+            m = tel.http(self._inbound_part(stream), protocol, stream.status, grpc, flags, security)
         m.record(duration_ms, stream.bytes_in, stream.bytes_out)
         for logger in self.access_logs:
             logger.log(stream)

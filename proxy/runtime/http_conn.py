@@ -13,6 +13,7 @@ never affected. `drain()` closes idle connections and makes busy ones close (HTT
 """
 from __future__ import annotations
 
+import time
 from http import HTTPStatus
 
 from isthmus.proxy.filters.local_reply import DPE
@@ -58,6 +59,7 @@ class HttpConnection:
         self.last_activity = 0.0
         self.header_timer = None
         self.sniff = b""
+        self.wall_offset = time.time() - self.loop.time()  # loop time → wall clock (access logs)
 
     # -- asyncio Protocol ----------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -76,7 +78,6 @@ class HttpConnection:
             self._start_h2()
         elif codec == "http1" or self.info.alpn in ("http/1.1", "http/1.0"):
             self._start_h1()
-        self._arm_header_timer()
 
     def _start_h1(self) -> None:
         self.codec = Http1ServerConnection(self.hcm.h1_limits)
@@ -110,8 +111,8 @@ class HttpConnection:
             self.deferred.extend(events)
             return
         self._h1_events(events)
-        if self.stream is None and self.header_timer is None and not self.closed:
-            self._arm_header_timer()
+        if self.stream is None and self.header_timer is None and not self.closed and getattr(codec, "_head_raw", 0):
+            self._arm_header_timer()  # a head arrived in part: it has request_headers_timeout to finish
 
     def eof_received(self) -> bool:
         if self.is_h2 or self.codec is None:
@@ -238,12 +239,8 @@ class HttpConnection:
         if self.stream is not None or self.closed or self.is_h2:
             return
         codec = self.codec
-        if codec is None and not self.sniff:
-            self._arm_header_timer()  # nothing received yet: the idle timeout's business
-            return
-        if codec is not None and not getattr(codec, "_head_raw", 0) and not getattr(codec, "_held", b""):
-            self._arm_header_timer()
-            return
+        if codec is None or not getattr(codec, "_head_raw", 0):
+            return  # nothing pending: the idle timeout's business
         self.hcm.stats.downstream_rq_header_timeout.value += 1
         self.transport.write(_error_response(408, self.rt))
         self.close()
@@ -376,7 +373,7 @@ class HttpConnection:
             self.deferred = None
             self.flow.resume_reading("pipeline")
             self._h1_events(deferred)
-        if self.stream is None and not self.closed:
+        if self.stream is None and not self.closed and getattr(codec, "_head_raw", 0):
             self._arm_header_timer()
 
     # -- lifecycle ------------------------------------------------------------------------------

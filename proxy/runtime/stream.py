@@ -1,88 +1,62 @@
 """One request/response exchange on a downstream connection (uvicorn's request state;
 the connection state is http_conn.py's `HttpConnection`).
 
-Decode path: `begin()` prepares headers (filters/headers.py), picks the route, then
-runs the snapshot's filter chain (fault → cors → router); a filter may stop
-(`False`) and `resume()` later. Request body and trailers go to the router's
+Decode path: `begin()` prepares headers (filters/headers.py, one pass), picks the
+route, then runs the snapshot's filter chain (fault → cors → router); a filter may
+stop (`False`) and `resume()` later. Request body and trailers go to the router's
 `Forward` once it exists, and wait here while a filter holds the request.
 Encode path: `encode_head` / `encode_data` / `encode_trailers` apply route response
 mutations and encoder filters, then hand bytes to the connection; `local_reply`
 answers with Envoy's status, body and response flags (trailers-only for gRPC).
 When both directions are done, `finish()` records telemetry and access logs once.
+
+Hot path: attributes have class-level defaults, so a request sets only what differs.
 """
 from __future__ import annotations
 
 import random
-import time
 
-from isthmus.proxy.filters import headers as hdr
-from isthmus.proxy.filters.local_reply import (APPLICATION_GRPC, DC, NR, TEXT_PLAIN, grpc_message, grpc_status_for)
-from isthmus.proxy.protocol.events import RequestHead
 from isthmus.proxy.config.routes import strip_port
+from isthmus.proxy.filters import headers as hdr
+from isthmus.proxy.filters.local_reply import APPLICATION_GRPC, DC, NR, TEXT_PLAIN, grpc_message, grpc_status_for
+from isthmus.proxy.protocol.events import RequestHead
 
 _rand = random.getrandbits
 SERVER = (b"server", b"isthmus")
-GRPC_CT = b"application/grpc"
+_METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE")}
 
 
 class Stream:
-    __slots__ = (
-        "conn", "hcm", "sid", "head", "method", "upgrade", "headers", "authority", "path", "query", "start", "start_wall",
-        "end", "request_end", "response_start", "flags", "status", "details", "bytes_in", "bytes_out", "route", "vhost",
-        "cluster_name", "upstream", "upstream_local", "transport_failure", "attempts", "resp_headers", "resp_trailers",
-        "request_done", "response_started", "response_done", "done", "filter_index", "forward", "cors",
-        "has_filter_overrides", "pending", "routed", "request_id", "_hdict", "timers", "peer", "upstream_protocol",
-        "protocol", "extra_response_headers", "weighted",
-    )
+    # Per-request defaults (class attributes: an instance stores only what it changes).
+    authority = path = query = ""
+    end = request_end = response_start = None
+    flags = status = bytes_in = bytes_out = attempts = filter_index = 0
+    details = cluster_name = upstream_local = transport_failure = ""
+    route = vhost = weighted = upstream = upstream_protocol = None
+    resp_headers = resp_trailers = forward = cors = pending = request_id = timers = peer = None
+    extra_response_headers = grpc_timeout = None
+    response_started = response_done = done = routed = has_filter_overrides = grpc = False
+    _hdict = None
 
     def __init__(self, conn, head: RequestHead) -> None:
         self.conn = conn
         self.hcm = conn.hcm
-        self.sid = head.stream_id
         self.head = head
+        self.sid = head.stream_id
         self.method = head.method
         self.upgrade = head.upgrade
         self.headers = head.headers
-        self.authority = ""
-        self.path = ""
-        self.query = ""
-        self.start = conn.loop.time()
-        self.start_wall = time.time()
-        self.end = None
-        self.request_end = self.start if head.end_stream else None
-        self.response_start = None
-        self.flags = 0
-        self.status = 0
-        self.details = ""
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.route = None
-        self.vhost = None
-        self.weighted = None  # the picked ClusterWeightConfig, when weighted
-        self.cluster_name = ""
-        self.upstream = None  # HostInfo of the last attempt
-        self.upstream_local = ""
-        self.upstream_protocol = None
-        self.transport_failure = ""
-        self.attempts = 0
-        self.resp_headers = None
-        self.resp_trailers = None
-        self.request_done = head.end_stream
-        self.response_started = False
-        self.response_done = False
-        self.done = False
-        self.filter_index = 0
-        self.forward = None
-        self.cors = None
-        self.has_filter_overrides = False
-        self.pending = None  # request body/trailers held while a filter stops
-        self.routed = False
-        self.request_id = None
-        self._hdict = None
-        self.timers = None
-        self.peer = None  # source WorkloadLabels from peer metadata (inbound)
+        self.start = start = conn.loop.time()
+        if head.end_stream:
+            self.request_done = True
+            self.request_end = start
+        else:
+            self.request_done = False
         self.protocol = conn.protocol_name
-        self.extra_response_headers = None
+
+    @property
+    def start_wall(self) -> float:
+        return self.start + self.conn.wall_offset
 
     # -- request side ---------------------------------------------------------------
     def begin(self) -> None:
@@ -93,7 +67,6 @@ class Stream:
         except Exception:  # noqa: BLE001 - malformed values we could not process
             self.local_reply(400, b"Bad Request", 0, "invalid_request_headers")
             return
-        hcm.on_request(self)
         authority = head.authority.decode("latin-1")
         mode = hcm.strip_port_mode
         if mode != "none" and ":" in authority:
@@ -104,7 +77,7 @@ class Stream:
         self.authority = authority
         target = head.target.decode("latin-1")
         path, _, query = target.partition("?")
-        if hcm.normalize and ("/." in path or "//" in path or "%" in path or "\\" in path):
+        if hcm.normalize is not None and ("/." in path or "//" in path or "%" in path or "\\" in path):
             path = hcm.normalize(path)
             if path is None:
                 self.local_reply(400, b"Bad Request", 0, "path_normalization_failed")
@@ -114,18 +87,21 @@ class Stream:
         table = hcm.route_table
         hit = None
         if table is not None:
-            hit = table.match(authority, path, self.header_str, head.method.decode("latin-1"), query,
+            method = _METHODS.get(head.method) or head.method.decode("latin-1")
+            hit = table.match(authority, path, self.header_str, method, query,
                               scheme="https" if self.conn.info.tls else "http", random_value=_rand(32))
         if hit is None:
             hcm.stats.no_route.value += 1
             self.local_reply(404, b"", NR, "route_not_found")
             return
-        self.vhost, self.route = hit
+        self.vhost, route = hit
+        self.route = route
         if self.upgrade is not None and not self._upgrade_allowed():
             hcm.stats.downstream_rq_ws_on_non_ws_route.value += 1
             self.local_reply(403, b"", 0, "upgrade_failed")
             return
-        self.has_filter_overrides = bool(self.route.per_filter_config)
+        if route.per_filter_config:
+            self.has_filter_overrides = True
         self.run_filters()
 
     def _upgrade_allowed(self) -> bool:
@@ -201,8 +177,7 @@ class Stream:
         self.finish()
 
     def on_window(self) -> None:
-        if self.forward is not None:
-            self.forward.on_downstream_drain()
+        pass  # HTTP/2 window reopened: waiters registered with when_writable already ran
 
     # -- lookups --------------------------------------------------------------------------
     def header_str(self, name: str) -> str | None:
@@ -252,8 +227,7 @@ class Stream:
 
     @property
     def is_grpc(self) -> bool:
-        ct = hdr.get(self.headers, b"content-type")
-        return ct is not None and ct.startswith(GRPC_CT) and (len(ct) == 16 or ct[16:17] in (b"+", b";"))
+        return self.grpc
 
     def grpc_status(self) -> str | None:
         for hs in (self.resp_trailers, self.resp_headers):
@@ -280,17 +254,17 @@ class Stream:
             return
         self.status = status
         self.response_start = self.conn.loop.time()
-        route = self.route
-        if self.routed and route is not None:
+        hcm = self.hcm
+        if self.routed:
             w = self.weighted
-            levels = w.response_mutations if w is not None else route.response_mutations
+            levels = w.response_mutations if w is not None else self.route.response_mutations
             if levels:
-                headers = hdr.apply_mutations(headers, levels, self)
-        for f in self.hcm.encoders:
+                headers = hdr.apply_mutations(list(headers), levels, self)
+        for f in hcm.encoders:
             headers = f.on_response(self, headers)
         if self.extra_response_headers:
             headers = headers + self.extra_response_headers
-        headers = self.hcm.on_response(self, headers)
+        headers = hcm.on_response(self, headers)
         self.resp_headers = headers
         self.response_started = True
         if body is not None:
@@ -319,11 +293,9 @@ class Stream:
 
     def _response_complete(self) -> None:
         self.response_done = True
-        if self.request_done or self.upgrade is not None:
-            self.finish()
-        else:
+        if not self.request_done and self.upgrade is None:
             self.conn.response_before_request(self)
-            self.finish()
+        self.finish()
 
     def respond(self, status: int, headers: list, body: bytes, details: str) -> None:
         """A filter's own complete response (e.g. a CORS preflight)."""
@@ -343,7 +315,7 @@ class Stream:
         if self.response_started:
             self.reset()
             return
-        if self.is_grpc:
+        if self.grpc:
             self.grpc_local_reply(grpc_status_for(status), body, details, headers)
             return
         h = [(b"date", self.conn.rt.date()), SERVER]
