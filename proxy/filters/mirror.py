@@ -53,6 +53,10 @@ class Shadow:
         if head.end_stream:
             self._done()
 
+    def on_response_whole(self, head, body: bytes) -> None:
+        self.pool.cluster.stats.response(head.status)
+        self._done()
+
     def on_response_data(self, data: bytes, end: bool) -> None:
         if end:
             self._done()

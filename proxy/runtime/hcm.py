@@ -104,6 +104,7 @@ class HcmRuntime:
         self.tel = rt.telemetry
         self._peers: dict = {}
         self._services: dict = {}
+        self.plans: dict = {}  # route id → (route, RoutePlan), filled on first use
 
     # -- per request hooks ---------------------------------------------------------------
     def peer_labels(self, md: bytes | None, peer):

@@ -287,7 +287,16 @@ class UpstreamH1(UpstreamConnection):
             self._events(ex, data)
 
     def _events(self, ex, data: bytes) -> None:
-        for ev in self.codec.receive_data(data):
+        events = self.codec.receive_data(data)
+        if len(events) == 2 and ex is not None:
+            head, body = events
+            if head.__class__ is ResponseHead and body.__class__ is Data and body.end_stream and not head.end_stream:
+                self.response_done = True  # the common case: a small response read at once
+                ex.on_response_whole(head, body.data)
+                if self.request_done:
+                    self._finish()
+                return
+        for ev in events:
             cls = ev.__class__
             if ex is None:
                 if cls is ProtocolError or cls is ResponseHead or cls is Data:
