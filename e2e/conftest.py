@@ -1,7 +1,10 @@
-"""The local mesh as a user starts it (`isthmus up`), once per engine, for the e2e suite.
+"""The mesh as a user starts it (`isthmus up`), once per engine, for the e2e suite.
 
 Each mesh gets a private run directory and a private block of ports (--base-port), so
 nothing collides with a developer's own `make up`. Torn down with `isthmus down`.
+`start_mesh` is shared with e2e/netns/ (`--capture iptables`: pods in network
+namespaces); `Mesh` reads every address from state.json, so scenarios run unchanged
+in both modes.
 """
 from __future__ import annotations
 
@@ -13,8 +16,10 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -45,10 +50,12 @@ class Mesh:
     run_dir: Path
     base: int
     env: dict
+    capture: str = "explicit"
 
     @property
     def ingress(self) -> str:
-        return f"http://127.0.0.1:{self.base + 9}"
+        """The gateway's base URL, as `isthmus up` reports it (loopback, or the gateway pod's IP)."""
+        return self.state["ingress"].removesuffix("/productpage")
 
     @property
     def state(self) -> dict:
@@ -102,20 +109,27 @@ class Mesh:
 ENGINES = ["python", "envoy"]
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def mesh(request, tmp_path_factory):
-    engine = request.param
-    run_dir = tmp_path_factory.mktemp(f"mesh-{engine}")
+@contextmanager
+def start_mesh(engine: str, run_dir: Path, capture: str = "explicit") -> Iterator[Mesh]:
+    """`isthmus up --detach` until the product page answers through the ingress; `isthmus down` after."""
     base = _free_block(100)
     env = {**os.environ, "ISTHMUS_RUN_DIR": str(run_dir)}
     env.pop("ISTHMUS_GALLEY", None)
-    up = subprocess.run([*ISTHMUS, "up", "--detach", "--engine", engine, "--base-port", str(base)],
+    up = subprocess.run([*ISTHMUS, "up", "--detach", "--engine", engine, "--capture", capture, "--base-port", str(base)],
                         capture_output=True, text=True, env=env, timeout=180)
-    m = Mesh(engine, run_dir, base, env)
+    m = Mesh(engine, run_dir, base, env, capture)
     try:
         assert up.returncode == 0, up.stderr[-3000:]
         # every sidecar and the gateway have their first config: the page works
         m.wait_for(lambda: m.page()[0] == 200, 60, "productpage through the ingress")
         yield m
     finally:
-        subprocess.run([*ISTHMUS, "down"], env=env, capture_output=True, timeout=120)
+        down = subprocess.run([*ISTHMUS, "down"], env=env, capture_output=True, text=True, timeout=120)
+        assert down.returncode == 0, down.stderr[-3000:]
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def mesh(request, tmp_path_factory):
+    engine = request.param
+    with start_mesh(engine, tmp_path_factory.mktemp(f"mesh-{engine}")) as m:
+        yield m

@@ -58,7 +58,7 @@ async def _certificates(opts: AgentOptions):
     return manager
 
 
-async def _status_server(port: int, ready) -> web.AppRunner:
+async def _status_server(port: int, ready, host: str = "127.0.0.1") -> web.AppRunner:
     async def healthz(_: web.Request) -> web.Response:
         ok, why = await ready()
         return web.Response(status=200 if ok else 503, text="ok\n" if ok else f"not ready: {why}\n")
@@ -68,7 +68,7 @@ async def _status_server(port: int, ready) -> web.AppRunner:
     app.router.add_get("/ready", healthz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1" if port else "127.0.0.1", port).start()
+    await web.TCPSite(runner, host, port).start()
     return runner
 
 
@@ -91,7 +91,10 @@ async def run_agent(opts: AgentOptions) -> int:
         return True, ""
 
     try:
-        status = await _status_server(opts.status_port, ready)
+        # A pod (own address, e.g. netns/compose) answers probes on every address, as pilot-agent's
+        # status port does; on a shared host (127.0.0.1) only on loopback.
+        status_host = "127.0.0.1" if opts.workload.ip.startswith("127.") else "0.0.0.0"
+        status = await _status_server(opts.status_port, ready, status_host)
         log.info("waiting for the workload certificate", ca=opts.ca)
         await manager.wait_ready(timeout=60)
         if opts.engine == "envoy":
@@ -208,3 +211,47 @@ def wait_ready(status_port: int, timeout: float, command: tuple[str, ...]) -> No
         time.sleep(0.2)
     if command:
         os.execvp(command[0], list(command))
+
+
+@proxy.command("init-iptables")
+@click.option("--proxy-uid", default=1337, show_default=True, help="the proxy's uid: its traffic is not captured")
+@click.option("--proxy-gid", default="1337", show_default=True, help="the proxy's gid ('' = no gid rules)")
+@click.option("--inbound-capture-port", default=15006, show_default=True)
+@click.option("--outbound-capture-port", default=15001, show_default=True)
+@click.option("--inbound-ports", default="*", show_default=True, help="'*' (all but the excluded), '' (none) or a list")
+@click.option("--exclude-inbound-ports", default="15000,15020,15021,15090", show_default=True)
+@click.option("--exclude-outbound-ports", default="", help="e.g. the control plane's 15012,8060")
+@click.option("--exclude-outbound-cidrs", default="", help="e.g. the control plane's 10.244.1.1/32")
+@click.option("--dry-run", is_flag=True, help="print the iptables-restore input; change nothing")
+@click.option("--cleanup", is_flag=True, help="remove the capture chains (istio-clean-iptables)")
+def init_iptables(proxy_uid: int, proxy_gid: str, inbound_capture_port: int, outbound_capture_port: int, inbound_ports: str,
+                  exclude_inbound_ports: str, exclude_outbound_ports: str, exclude_outbound_cidrs: str, dry_run: bool,
+                  cleanup: bool) -> None:
+    """Install the REDIRECT rules of `--capture iptables` in this network namespace (what istio-init does)."""
+    from isthmus.proxy import iptables
+
+    try:
+        rules = iptables.CaptureRules(
+            proxy_uid=proxy_uid, proxy_gid=int(proxy_gid) if proxy_gid.strip() else None,
+            inbound_capture_port=inbound_capture_port, outbound_capture_port=outbound_capture_port,
+            inbound_ports=inbound_ports.replace(" ", ""),
+            exclude_inbound_ports=iptables.parse_ports(exclude_inbound_ports, "--exclude-inbound-ports"),
+            exclude_outbound_ports=iptables.parse_ports(exclude_outbound_ports, "--exclude-outbound-ports"),
+            exclude_outbound_cidrs=iptables.parse_cidrs(exclude_outbound_cidrs),
+        )
+        text = iptables.build_rules(rules)
+    except (iptables.CaptureRulesError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    if dry_run:
+        click.echo(f"would remove chains {', '.join(iptables.CHAINS)} and the jumps to them" if cleanup else text.rstrip("\n"))
+        return
+    try:
+        if cleanup:
+            removed = iptables.remove_rules(None)
+            click.echo("capture rules removed" if removed else "no capture rules to remove")
+        else:
+            iptables.apply_rules(None, text)
+            click.echo(f"capture rules installed: inbound → {inbound_capture_port}, outbound → {outbound_capture_port}, "
+                       f"uid {proxy_uid} excluded")
+    except iptables.CaptureError as exc:
+        raise click.ClickException(f"{exc} (needs root / CAP_NET_ADMIN in this network namespace)") from None

@@ -2,6 +2,8 @@
 
 Progress is shown while each component starts; a taken port or a component that
 does not become ready names the component and its log file, and stops the rest.
+`--capture iptables` (root) runs each workload in its own network namespace with
+istio-init's capture rules (netns.py); `down` and any failure remove those pods again.
 """
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from isthmus.cli.mesh_plan import ApplyConfig, Component, MintTokens, UpOptions, build_plan, token_path
+from isthmus.cli import netns
+from isthmus.cli.mesh_plan import (POD_TOKEN, ApplyConfig, Component, CreatePods, MintTokens, UpOptions, build_plan,
+                                   pod_names, pod_services, token_path)
 from isthmus.shared.rundir import load_state, pid_alive, run_dir, save_state, state_path
 
 console = Console(stderr=True)
@@ -81,7 +85,7 @@ def _summary(state: dict, missing: list[str]) -> None:
     Console().print(f"run directory: {state['run_dir']}   ·   apply config: isthmus apply -f FILE   ·   stop: isthmus down")
 
 
-def _mint_tokens(step: MintTokens, base: Path) -> None:
+def _mint_tokens(step: MintTokens, base: Path, pods: netns.PodNetwork | None) -> None:
     """Tokens for every local workload, signed with citadel's key (30 days: local mode only)."""
     from isthmus.citadel.authn.mesh_tokens import MeshTokenKey
     from isthmus.citadel.pki.store import resolve_trust_domain
@@ -95,25 +99,40 @@ def _mint_tokens(step: MintTokens, base: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(key.mint(SpiffeId(domain, namespace, sa), 30 * 86400, time.time(), audience="istio-ca"))
         path.chmod(0o600)
+    for namespace, sa, pod in step.copies:
+        assert pods is not None
+        netns.install_file(pods, pods.pod(pod), token_path(base, namespace, sa), POD_TOKEN)
 
 
 def _apply(step: ApplyConfig, galley: str) -> int:
     from isthmus.galley.client import GalleyClient
     from isthmus.galley.convert import document_to_proto
-    from isthmus.shared.config.documents import read_paths
+    from isthmus.shared.config.documents import parse_text, read_paths
 
     count = 0
+    batches = [read_paths([str(f)]) for f in step.files] + [parse_text(t, f"<{step.name}>") for t in step.texts]
     with GalleyClient(galley) as client:
-        for f in step.files:
-            docs = read_paths([str(f)])
+        for docs in batches:
             client.apply([document_to_proto(d.body, "default") for d in docs])
             count += len(docs)
     return count
 
 
+def _remove_pods(state: dict) -> None:
+    """Tear down the pods recorded in state (pod mode); say what could not be removed."""
+    recorded = state.pop("pods", None)
+    if not recorded:
+        return
+    errors = netns.teardown(netns.PodNetwork.from_state(recorded))
+    for e in errors:
+        console.print(f"[yellow]pod cleanup: {e}[/]")
+
+
 def _start(c: Component, base: Path, timeout: float) -> subprocess.Popen:
     log = c.log_file(base)
     with open(log, "ab") as out:
+        if c.log_owner is not None:
+            os.fchown(out.fileno(), c.log_owner, c.log_owner)
         proc = subprocess.Popen(list(c.argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env={**os.environ, "ISTHMUS_LOG_FORMAT": "json", **c.env})
     deadline = time.monotonic() + timeout
@@ -131,7 +150,8 @@ def _start(c: Component, base: Path, timeout: float) -> subprocess.Popen:
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="state, logs and the SQLite store (default ~/.isthmus/run or $ISTHMUS_RUN_DIR)")
 @click.option("--store", default="", help="config store: sqlite:///PATH (default, in the run dir) or etcd://127.0.0.1:2379")
 @click.option("--engine", type=click.Choice(["python", "envoy"]), default="python", show_default=True, help="data plane of the sidecars and the gateway")
-@click.option("--capture", type=click.Choice(["explicit"]), default="explicit", show_default=True, help="traffic capture (iptables runs in the netns e2e mode)")
+@click.option("--capture", type=click.Choice(["explicit", "iptables"]), default="explicit", show_default=True,
+              help="explicit: HTTP_PROXY on one host; iptables (root): a network namespace per workload, REDIRECT capture")
 @click.option("--no-bookinfo", is_flag=True, help="only the control plane")
 @click.option("--detach", "-d", is_flag=True, help="leave the mesh running and return")
 @click.option("--timeout", default=60.0, show_default=True, help="seconds each component may take to become ready")
@@ -144,14 +164,25 @@ def up(run_dir: Path | None, store: str, engine: str, capture: str, no_bookinfo:
     if existing and any(pid_alive(c["pid"]) for c in existing.get("components", {}).values()):
         raise click.ClickException(f"a mesh is already running from {base} (see `isthmus status`; stop it with `isthmus down`)")
     (base / "logs").mkdir(parents=True, exist_ok=True)
-    plan = build_plan(UpOptions(run_dir=base, store=store, base_port=base_port, engine=engine, bookinfo=not no_bookinfo))
+    pods = None
+    if capture == "iptables":
+        why = netns.prerequisites()
+        if why:
+            raise click.ClickException(f"--capture iptables: {why}; use --capture explicit (the default) instead")
+        try:
+            pods = netns.allocate(pod_names() if not no_bookinfo else (), pod_services())
+        except netns.PodNetworkError as exc:
+            raise click.ClickException(str(exc)) from None
+    plan = build_plan(UpOptions(run_dir=base, store=store, base_port=base_port, engine=engine, bookinfo=not no_bookinfo,
+                                pods=pods))
     for c in plan.components:
         taken = [p for p in c.ports if not _port_free(p)]
         if taken:
             raise click.ClickException(
                 f"{c.name}: port {', '.join(map(str, taken))} on 127.0.0.1 is taken (another mesh? `isthmus down`, or stop what holds it; `--base-port N` moves every port)"
             )
-    state: dict = {"run_dir": str(base), "started": time.time(), "components": {}, "ingress": plan.ingress_url}
+    state: dict = {"run_dir": str(base), "started": time.time(), "components": {}, "ingress": plan.ingress_url,
+                   "capture": capture}
     started: list[tuple[str, int]] = []
     procs: dict[str, subprocess.Popen] = {}
     t0 = time.monotonic()
@@ -159,8 +190,16 @@ def up(run_dir: Path | None, store: str, engine: str, capture: str, no_bookinfo:
     try:
         for step in plan.steps:
             with console.status(f"starting {step.name} …"):
+                if isinstance(step, CreatePods):
+                    state["pods"] = step.network.to_state()  # recorded first: `down` cleans a partial set-up
+                    save_state(state, base)
+                    netns.create(step.network)
+                    net = step.network
+                    console.print(f"[green]✔[/] {len(net.pods)} pods on bridge {net.bridge} ({net.subnet}, "
+                                  f"control plane at {net.host_ip}), iptables capture in {sum(p.capture for p in net.pods)}")
+                    continue
                 if isinstance(step, MintTokens):
-                    _mint_tokens(step, base)
+                    _mint_tokens(step, base, pods)
                     console.print(f"[green]✔[/] workload tokens minted ({len(step.identities)})")
                     continue
                 if isinstance(step, ApplyConfig):
@@ -174,12 +213,13 @@ def up(run_dir: Path | None, store: str, engine: str, capture: str, no_bookinfo:
             state["components"][step.name] = {"pid": proc.pid, "log": str(step.log_file(base)), "urls": step.urls,
                                               "address": step.address, **step.extra}
             save_state(state, base)
-    except (click.ClickException, KeyboardInterrupt, OSError) as exc:
+    except (click.ClickException, KeyboardInterrupt, OSError, netns.PodNetworkError) as exc:
         console.print("[red]stopping what was started[/]")
         _stop_pids(list(reversed(started)))
         state["components"] = {}
+        _remove_pods(state)
         save_state(state, base)
-        if isinstance(exc, OSError):
+        if isinstance(exc, (OSError, netns.PodNetworkError)):
             raise click.ClickException(str(exc)) from None
         raise
     _summary(state, [])
@@ -202,6 +242,7 @@ def up(run_dir: Path | None, store: str, engine: str, capture: str, no_bookinfo:
     console.print("stopping the mesh …")
     _stop_pids(list(reversed(started)))
     state["components"] = {}
+    _remove_pods(state)
     save_state(state, base)
     console.print("[green]stopped[/]")
 
@@ -214,13 +255,15 @@ def down(run_dir: Path | None) -> None:
     state = load_state(base)
     comps = (state or {}).get("components", {})
     alive = [(n, c["pid"]) for n, c in comps.items() if pid_alive(c["pid"])]
-    if not alive:
+    if not alive and not (state or {}).get("pods"):
         click.echo(f"no mesh running from {base}")
         return
     _stop_pids(list(reversed(alive)))
     state["components"] = {}
+    had_pods = bool(state.get("pods"))
+    _remove_pods(state)
     save_state(state, base)
-    click.echo(f"stopped {', '.join(n for n, _ in alive)}")
+    click.echo(f"stopped {', '.join(n for n, _ in alive) or 'nothing'}{'; pods removed' if had_pods else ''}")
 
 
 @click.command()

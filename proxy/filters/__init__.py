@@ -19,19 +19,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from isthmus.proxy.config.http_filters import FaultConfig
-from isthmus.proxy.filters.cors import CorsFilter
-from isthmus.proxy.filters.fault import FaultFilter
-from isthmus.proxy.filters.router import Router
 
 
 @dataclass(frozen=True, slots=True)
 class FilterChain:
     decoders: tuple
     encoders: tuple
-    router: Router
+    router: object  # router.Router
 
 
 def build_filters(http_filters, hcm) -> FilterChain:
+    # Imported here: the filters reach into runtime/ (pools), which imports this package.
+    from isthmus.proxy.filters.cors import CorsFilter
+    from isthmus.proxy.filters.fault import FaultFilter
+    from isthmus.proxy.filters.router import Router
+
     decoders: list = []
     encoders: list = []
     router = None

@@ -21,7 +21,7 @@ from isthmus.proxy.upstream.hashing import (CookieHash, HeaderHash, QueryParamet
 
 class RoutePlan:
     __slots__ = ("levels", "rewrite", "host_rewrite", "timeout", "grpc_timeout", "retry", "per_try", "mirrors", "hashes",
-                 "include_count", "simple")
+                 "include_count", "simple", "retry_5xx", "retry_codes", "retry_grpc", "retry_headers")
 
     def __init__(self, route, vhost) -> None:
         a = route.action
@@ -30,8 +30,19 @@ class RoutePlan:
         self.host_rewrite = bool(a.host_rewrite_literal or a.host_rewrite_header or a.host_rewrite_path_regex is not None)
         self.timeout = a.timeout
         self.grpc_timeout = a.grpc_timeout_header_max is not None
-        self.retry = a.retry_policy
-        self.per_try = a.retry_policy.per_try_timeout if a.retry_policy is not None else None
+        self.retry = p = a.retry_policy
+        self.per_try = p.per_try_timeout if p is not None else None
+        # Which response statuses may be retried, decided without building a RetryState.
+        on = p.retry_on if p is not None else frozenset()
+        self.retry_5xx = bool(on & {"5xx"})
+        codes = set(p.retriable_status_codes) if p is not None and "retriable-status-codes" in on else set()
+        if "gateway-error" in on:
+            codes |= {502, 503, 504}
+        if "retriable-4xx" in on:
+            codes.add(409)
+        self.retry_codes = frozenset(codes)
+        self.retry_grpc = bool(on & {"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"})
+        self.retry_headers = p is not None and bool(p.retriable_headers)
         self.mirrors = a.mirror_policies
         self.hashes = _hash_policies(a) if a.hash_policies else ()
         self.include_count = vhost.include_request_attempt_count

@@ -17,19 +17,17 @@ import random
 
 from isthmus.proxy.filters import headers as hdr
 from isthmus.proxy.filters.attempt import RESOLVING, Attempt, original_destination, plan_for, request_hash_key
-from isthmus.proxy.filters.local_reply import (BODY_NO_HEALTHY_UPSTREAM, BODY_TIMEOUT, UC, UF, UH, UO, UPE, UR, URX, UT,
-                                               reset_body)
+from isthmus.proxy.filters.local_reply import BODY_NO_HEALTHY_UPSTREAM, UH
 from isthmus.proxy.filters.mirror import start_mirrors
+from isthmus.proxy.filters.outcomes import Outcomes
 from isthmus.proxy.filters.retry import RetryState
-from isthmus.proxy.runtime.cluster import local_result
 from isthmus.proxy.runtime.flow_control import HIGH_WATER
 from isthmus.proxy.runtime.upstream import H1, H2, HostPool
-from isthmus.proxy.upstream.pool_events import FailureReason
 
 ATTEMPT_COUNT = b"x-envoy-attempt-count"
+PEER_ID = b"x-envoy-peer-metadata-id"
+PEER_MD = b"x-envoy-peer-metadata"
 SERVICE_TIME = b"x-envoy-upstream-service-time"
-_FLAG_FOR = {"connection_termination": UC, "remote_reset": UR, "refused_stream": UR, "protocol_error": UPE,
-             "connection_failure": UF, "connect_timeout": UF}
 _COUNTS = [b"%d" % i for i in range(16)]
 
 
@@ -41,15 +39,14 @@ def _grpc_timeout(value: bytes | None) -> float | None:
 
 
 def start_forward(stream, action, cluster, router) -> None:
-    fwd = Forward(stream, action, cluster, router)
-    stream.forward = fwd
+    stream.forward = fwd = Forward(stream, action, cluster, router)
     fwd.begin()
 
 
-class Forward:
+class Forward(Outcomes):
     # per-request defaults (class attributes; instances set what differs)
     attempt = timer = retry_timer = hash_key = set_cookie = trailers = body = queue = retry = None
-    response_started = blocked = done = resolving = False
+    response_started = blocked = done = resolving = no_retry = False
     unacked = body_size = 0
     mirrors = ()
     count_at = -1  # index of x-envoy-attempt-count in headers
@@ -64,10 +61,13 @@ class Forward:
     # -- preparing the upstream request -----------------------------------------------
     def begin(self) -> None:
         stream, action = self.stream, self.action
-        plan = self.plan = plan_for(stream.hcm, stream.route, stream.vhost)
+        route = stream.route
+        hit = stream.hcm.plans.get(id(route))
+        plan = self.plan = hit[1] if hit is not None and hit[0] is route else plan_for(stream.hcm, route, stream.vhost)
         headers = stream.headers
-        self.target = stream.head.target
-        self.authority = stream.head.authority
+        head = stream.head
+        self.target = head.target
+        self.authority = head.authority
         if not plan.simple or stream.weighted is not None:
             headers = self._rewrite(headers, plan)
         timeout = plan.timeout
@@ -86,14 +86,11 @@ class Forward:
             self.count_at = len(headers)
             headers.append((ATTEMPT_COUNT, b"1"))
         self.headers = headers
-        if plan.retry is not None and stream.upgrade is None:
-            self.retry = RetryState(plan.retry, self.cluster.breakers.get(action.priority) or self.cluster.breakers["default"])
         if plan.mirrors:
             self.mirrors = tuple(m for m in plan.mirrors if m.fraction.hits(random.getrandbits(32)))
-        buffering = self.retry is not None or bool(self.mirrors)
-        if buffering and not stream.head.end_stream:
+        if not head.end_stream and ((plan.retry is not None and stream.upgrade is None) or self.mirrors):
             self.body = []
-        self.limit = stream.route.per_request_buffer_limit_bytes or stream.conn.buffer_limit
+            self.limit = route.per_request_buffer_limit_bytes or stream.conn.buffer_limit
         pending = stream.pending
         if pending:
             stream.pending = None
@@ -144,6 +141,14 @@ class Forward:
             self.authority = rewritten
         return headers
 
+    def _retry(self) -> RetryState | None:
+        """The retry state, made on the first outcome that might be retried."""
+        retry = self.retry
+        if retry is None and self.plan.retry is not None and self.stream.upgrade is None and not self.no_retry:
+            priority = self.action.priority
+            retry = self.retry = RetryState(self.plan.retry, self.cluster.breakers.get(priority) or self.cluster.breakers["default"])
+        return retry
+
     def _queue(self) -> list:
         if self.queue is None:
             self.queue = []
@@ -160,8 +165,11 @@ class Forward:
             info = original_destination(self)
             if info is RESOLVING:
                 return
-        elif self.tried and self.retry is not None and self.retry.policy.retry_host_predicates:
+        elif len(self.tried) and self.retry is not None and self.retry.policy.retry_host_predicates:
             info = cluster.choose(self.hash_key, self.tried, self.retry.policy.host_selection_retry_max_attempts)
+        elif self.hash_key is None:
+            host = cluster.lb.choose(None)
+            info = cluster.info.get(host) if host is not None else None
         else:
             info = cluster.choose(self.hash_key)
         if info is None:
@@ -190,6 +198,9 @@ class Forward:
         headers = self.headers
         if self.count_at >= 0 and stream.attempts > 1:
             headers[self.count_at] = (ATTEMPT_COUNT, _COUNTS[stream.attempts] if stream.attempts < 16 else b"%d" % stream.attempts)
+        hcm = stream.hcm
+        if att.info.tls is not None and hcm.outbound and hcm.mesh:  # Istio's metadata exchange, to mesh peers only
+            headers = [*headers, (PEER_ID, hcm.peer_id), (PEER_MD, hcm.peer_md)]
         authority = self.authority
         if self.action.auto_host_rewrite and att.info.host.hostname:
             authority = att.info.host.hostname.encode()
@@ -225,6 +236,7 @@ class Forward:
             if self.body_size > self.limit:
                 self.body = None  # too big to replay: no retries, no mirrors
                 self.retry = None
+                self.no_retry = True
                 self.mirrors = ()
         att = self.attempt
         if att is not None and att.conn is not None and not att.complete:
@@ -299,7 +311,11 @@ class Forward:
         info = att.info
         if cluster.outlier is not None:
             cluster.report(info, status)
-        retry = self.retry
+        plan = self.plan
+        retry = None
+        if plan.retry is not None and (status >= 500 and plan.retry_5xx or status in plan.retry_codes or plan.retry_headers
+                                       or plan.retry_grpc and stream.grpc):
+            retry = self._retry()
         if retry is not None and retry.retriable_response(status, head.headers) and self._can_replay():
             verdict = retry.consume()
             if verdict == "retry":
@@ -309,13 +325,20 @@ class Forward:
                 self._schedule_retry()
                 return
             self._no_retry(verdict)
-        if status >= 500:
-            info.rq_error += 1
-        else:
+        stats = cluster.stats
+        if 200 <= status < 300:
             info.rq_success += 1
-        cluster.stats.response(status)
+            stats.upstream_rq_completed.value += 1
+            stats.upstream_rq_2xx.value += 1
+        else:
+            if status >= 500:
+                info.rq_error += 1
+            else:
+                info.rq_success += 1
+            stats.response(status)
+        retry = self.retry
         if retry is not None and retry.count and status < 500:
-            cluster.stats.upstream_rq_retry_success.value += 1
+            stats.upstream_rq_retry_success.value += 1
         end = head.end_stream or body is not None
         if end:
             self._finish_attempt(att)
@@ -362,113 +385,6 @@ class Forward:
         if not att.sent_all and self.stream.upgrade is None:
             att.complete = False
             att.abandon()  # the response ended before the request: the connection cannot be reused
-
-    def on_reset(self, att: Attempt, kind: str, detail: str) -> None:
-        if att is not self.attempt:
-            return
-        if att.timer is not None:
-            att.timer.cancel()
-            att.timer = None
-        info = att.info
-        info.rq_error += 1
-        self.cluster.stats.upstream_rq_rx_reset.value += 1
-        self.cluster.report(info, local_result("reset"))
-        if self.response_started:
-            self.stream.flags |= _FLAG_FOR.get(kind, UR)
-            self.stream.reset()
-            return
-        self._fail(kind, detail)
-
-    def on_pool_failure(self, att: Attempt, reason: FailureReason, detail: str) -> None:
-        if att is not self.attempt:
-            return
-        att.info.rq_error += 1
-        if reason is FailureReason.OVERFLOW:
-            self.stream.local_reply(503, reset_body("overflow"), UO, "upstream_reset_before_response_started{overflow}")
-            return
-        if reason is FailureReason.CONNECTION_TERMINATION:
-            self._fail("connection_termination", detail)
-            return
-        self.stream.transport_failure = detail
-        self._fail("connect_timeout" if reason is FailureReason.CONNECT_TIMEOUT else "connection_failure", detail)
-
-    def _fail(self, kind: str, detail: str) -> None:
-        retry = self.retry
-        if retry is not None and retry.retriable_reset(kind) and self._can_replay():
-            verdict = retry.consume()
-            if verdict == "retry":
-                self.cluster.stats.upstream_rq_retry.value += 1
-                self._schedule_retry()
-                return
-            self._no_retry(verdict)
-        stream = self.stream
-        status = 502 if kind == "protocol_error" else 503
-        tls_detail = detail if detail.startswith("TLS_error") else ""
-        stream.local_reply(status, reset_body(kind, tls_detail, stream.attempts > 1), _FLAG_FOR.get(kind, UC),
-                           f"upstream_reset_before_response_started{{{kind}}}")
-
-    def _no_retry(self, verdict: str) -> None:
-        stats = self.cluster.stats
-        if verdict == "limit":
-            if self.retry is not None and self.retry.count:
-                self.stream.flags |= URX
-                stats.upstream_rq_retry_limit_exceeded.value += 1
-        else:
-            self.stream.flags |= UO
-            stats.upstream_rq_retry_overflow.value += 1
-
-    def _can_replay(self) -> bool:
-        """The request can be sent again: nothing went downstream yet, and the body (if
-        any) is all still here."""
-        return not self.response_started and (self.body is not None or self.stream.head.end_stream)
-
-    def _schedule_retry(self) -> None:
-        retry = self.retry
-        if retry.held > 1:
-            retry.release_one()
-        self.attempt = None
-        self.retry_timer = self.stream.conn.loop.call_later(retry.backoff(), self.try_once)
-
-    # -- timeouts -------------------------------------------------------------------------------------
-    def on_per_try_timeout(self, att: Attempt) -> None:
-        att.timer = None
-        if att is not self.attempt or self.response_started:
-            return
-        stats = self.cluster.stats
-        stats.upstream_rq_per_try_timeout.value += 1
-        att.info.rq_timeout += 1
-        self.cluster.report(att.info, local_result("timeout"))
-        att.abandon()
-        retry = self.retry
-        if retry is not None and retry.retriable_reset("per_try_timeout", True) and self._can_replay():
-            verdict = retry.consume()
-            if verdict == "retry":
-                stats.upstream_rq_retry.value += 1
-                self._schedule_retry()
-                return
-            self._no_retry(verdict)
-        self.attempt = None
-        self.stream.local_reply(504, BODY_TIMEOUT, UT, "upstream_per_try_timeout")
-
-    def on_global_timeout(self) -> None:
-        self.timer = None
-        stream = self.stream
-        if stream.done:
-            return
-        self.cluster.stats.upstream_rq_timeout.value += 1
-        att = self.attempt
-        if att is not None:
-            att.info.rq_timeout += 1
-            self.cluster.report(att.info, local_result("timeout"))
-            att.abandon()
-        if self.retry_timer is not None:
-            self.retry_timer.cancel()
-        self.attempt = None
-        if self.response_started:
-            stream.flags |= UT
-            stream.reset()
-        else:
-            stream.local_reply(504, BODY_TIMEOUT, UT, "upstream_response_timeout")
 
     # -- the end -------------------------------------------------------------------------------------
     def cancel(self) -> None:

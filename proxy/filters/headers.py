@@ -6,7 +6,7 @@ x-forwarded-proto, x-request-id (UUID4 when absent; regenerated for edge request
 unless preserve_external_request_id), x-forwarded-client-cert per
 forward_client_cert_details, internal-only headers stripped for external requests,
 a W3C trace context created (sampled per the HCM's tracing) only when the request
-carries none. `apply_mutations(headers, levels, ctx)` applies route header
+carries none; peer metadata headers a client sent are dropped (inbound: read first). `apply_mutations(headers, levels, ctx)` applies route header
 mutations in order (remove, then add with the append action). Header lists are the
 codec's `list[(bytes, bytes)]`; names are lowercase.
 """
@@ -85,25 +85,35 @@ def set_header(headers: list, name: bytes, value: bytes) -> list:
     return headers
 
 
+_INTERNAL_NETS = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8",
+                                                          "fc00::/7", "::1/128"))
+
+
 def is_internal(ip: str) -> bool:
     """RFC 1918 / loopback / unique-local: Envoy's default internal address check."""
     try:
         a = ipaddress.ip_address(ip)
     except ValueError:
         return False
-    return a.is_private or a.is_loopback
+    return any(a.version == n.version and a in n for n in _INTERNAL_NETS)
 
 
 _RANDOM = bytearray()
 
 
-def new_request_id() -> bytes:
-    """A UUID4 (random bits from a pooled urandom read: one syscall per 256 ids)."""
+def _random(n: int) -> bytearray:
+    """n random bytes from a pooled urandom read (one syscall per 4 KiB)."""
     global _RANDOM
-    if len(_RANDOM) < 16:
+    if len(_RANDOM) < n:
         _RANDOM = bytearray(os.urandom(4096))
-    b = _RANDOM[-16:]
-    del _RANDOM[-16:]
+    b = _RANDOM[-n:]
+    del _RANDOM[-n:]
+    return b
+
+
+def new_request_id() -> bytes:
+    """A UUID4."""
+    b = _random(16)
     b[6] = (b[6] & 0x0F) | 0x40
     b[8] = (b[8] & 0x3F) | 0x80
     h = b.hex().encode()
@@ -111,8 +121,8 @@ def new_request_id() -> bytes:
 
 
 def new_traceparent(sampled: bool) -> bytes:
-    raw = os.urandom(24).hex()
-    return b"00-%s-%s-%s" % (raw[:32].encode(), raw[32:].encode(), b"01" if sampled else b"00")
+    raw = _random(24).hex().encode()
+    return b"00-%s-%s-%s" % (raw[:32], raw[32:], b"01" if sampled else b"00")
 
 
 # Request headers the HCM looks at, found in one pass: name → kind.
@@ -195,12 +205,9 @@ def prepare_request(stream, hcm) -> list:
                 headers = set_header(headers, XFCC, mine)
     if hcm.tracing is not None and not found & (1 << _TRACE):
         headers.append((TRACEPARENT, new_traceparent(random.random() * 100.0 < hcm.sample_percent)))
-    if hcm.outbound:
-        if hcm.mesh:
-            headers.append((b"x-envoy-peer-metadata-id", hcm.peer_id))
-            headers.append((b"x-envoy-peer-metadata", hcm.peer_md))
-    else:
+    if not hcm.outbound:
         stream.peer = hcm.peer_labels(peer_md, info.peer)
+    # Outbound, our own peer metadata is added per attempt, to mesh (mTLS) upstreams only.
     return headers
 
 

@@ -14,6 +14,7 @@ import random
 
 from isthmus.proxy.config.route_action import DirectResponseConfig, RedirectConfig, RouteActionConfig
 from isthmus.proxy.filters import headers as hdr
+from isthmus.proxy.filters.forward import Forward
 from isthmus.proxy.filters.local_reply import NC
 
 _rand = random.getrandbits
@@ -77,15 +78,14 @@ class Router:
         action = stream.route.action
         cls = action.__class__
         if cls is RouteActionConfig:
-            from isthmus.proxy.filters.forward import start_forward
-
-            name = self.target_cluster(stream)
+            name = stream.cluster_name or action.cluster or self.target_cluster(stream)
             cluster = self.hcm.clusters.get(name) if name else None
+            stream.cluster_name = name
             if cluster is None:
-                stream.cluster_name = name
                 stream.local_reply(action.cluster_not_found_response_code, b"", NC, "cluster_not_found")
                 return
-            start_forward(stream, action, cluster, self)
+            stream.forward = fwd = Forward(stream, action, cluster, self)
+            fwd.begin()
         elif cls is RedirectConfig:
             self.hcm.stats.rq_redirect.value += 1
             stream.local_reply(action.response_code, b"", 0, "direct_response",

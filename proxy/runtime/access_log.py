@@ -2,7 +2,8 @@
 
 `compile_loggers(configs, sinks)` turns AccessLogConfigs into `Logger`s once per
 snapshot: a text template or a JSON map of compiled getters (runtime/formatter.py;
-unavailable values are null in JSON, "-" in text, numbers stay numbers).
+unavailable values are null in JSON, "-" in text, numbers stay numbers) whose keys
+are pre-encoded; plain strings are quoted without a JSON encoder pass.
 `Sinks` owns one buffered writer per path: /dev/stdout and /dev/stderr write to the
 process's streams, anything else is opened for append. Lines are collected and
 written when 64 KiB pile up or on the next flush tick (`flush()`, every 0.25 s by
@@ -88,26 +89,61 @@ class Sinks:
             sink.close()
 
 
-def _json_getters(fmt: JsonFormat) -> list:
-    out = []
+_PLAIN = frozenset(" !#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz{|}~")
+_dumps = json.dumps
+
+
+def _json_value(v) -> str:
+    if v is None:
+        return "null"
+    cls = v.__class__
+    if cls is str:
+        if not v.strip(_PLAIN_CHARS):  # nothing to escape: quote as is
+            return '"' + v + '"'
+        return _dumps(v)
+    if cls is int:
+        return str(v)
+    return _dumps(v, default=str)
+
+
+_PLAIN_CHARS = "".join(sorted(_PLAIN))
+
+
+def _json_encoder(fmt: JsonFormat, omit_empty: bool):
+    """A function ctx → the JSON object text, with keys pre-encoded."""
+    fields = []
     for key, value in fmt.fields:
+        prefix = _dumps(key) + ":"
         if isinstance(value, JsonFormat):
-            out.append((key, _json_getters(value), True))
+            fields.append((prefix, _json_encoder(value, omit_empty), True))
         elif isinstance(value, tuple):
-            out.append((key, compile_template(value), False))
+            fields.append((prefix, compile_template(value), False))
         else:
-            out.append((key, (lambda v: (lambda c: v))(value), False))
-    return out
+            fields.append((prefix, (lambda v: (lambda c: v))(value), False))
 
+    plain = _PLAIN_CHARS
 
-def _eval_json(getters: list, ctx, omit_empty: bool) -> dict:
-    out = {}
-    for key, get, nested in getters:
-        v = _eval_json(get, ctx, omit_empty) if nested else get(ctx)
-        if omit_empty and (v is None or v == ""):
-            continue
-        out[key] = v
-    return out
+    def encode(ctx) -> str:
+        parts = []
+        append = parts.append
+        for prefix, get, nested in fields:
+            if nested:
+                append(prefix + get(ctx))
+                continue
+            v = get(ctx)
+            if v is None:
+                if not omit_empty:
+                    append(prefix + "null")
+            elif v.__class__ is str:
+                if omit_empty and not v:
+                    continue
+                append(prefix + '"' + v + '"' if not v.strip(plain) else prefix + _dumps(v))
+            elif v.__class__ is int:
+                append(prefix + str(v))
+            else:
+                append(prefix + _json_value(v))
+        return "{" + ",".join(parts) + "}"
+    return encode
 
 
 class Logger:
@@ -117,11 +153,11 @@ class Logger:
         self.sink = sinks.get(config.path)
         self._omit = config.omit_empty_values
         self._text = compile_template(config.text) if config.text is not None else None
-        self._json = _json_getters(config.json) if config.json is not None else None
+        self._json = _json_encoder(config.json, self._omit) if config.json is not None else None
 
     def format(self, ctx) -> bytes:
         if self._json is not None:
-            return json.dumps(_eval_json(self._json, ctx, self._omit), separators=(",", ":"), default=str).encode() + b"\n"
+            return self._json(ctx).encode("utf-8", "replace") + b"\n"
         v = self._text(ctx) if self._text is not None else ""
         line = "-" if v is None else str(v)
         return line.encode("utf-8", "replace")

@@ -8,8 +8,8 @@ The context is duck-typed; what it must provide (HTTP `Stream`, `TcpSession`):
 
     start_wall, start, end (loop times), protocol, status, details, flags,
     bytes_in, bytes_out, attempts, route_name, cluster_name, upstream (HostInfo|None),
-    upstream_local, transport_failure, downstream (ConnInfo),
-    request_header(name), response_header(name), response_trailer(name), grpc_status()
+    upstream_local, transport_failure, downstream (ConnInfo), request_header(name),
+    header_map(0 request | 1 response | 2 trailers) -> {lowercase bytes: bytes}, grpc_status()
 """
 from __future__ import annotations
 
@@ -25,11 +25,17 @@ Getter = Callable[[Any], Any]
 _HOSTNAME = socket.gethostname()
 
 
+_SECOND: list = [-1, ""]  # the last second formatted, and its text
+
+
 def _start_time(fmt: str | None) -> Getter:
     if not fmt:
         def default(c) -> str:
             t = c.start_wall
-            return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
+            sec = int(t)
+            if sec != _SECOND[0]:
+                _SECOND[0], _SECOND[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+            return "%s.%03dZ" % (_SECOND[1], int(t * 1000) % 1000)
         return default
     if fmt == "%s":
         return lambda c: str(int(c.start_wall))
@@ -162,20 +168,27 @@ def _trace_id(traceparent: str | None) -> str | None:
 
 
 def _header(kind: str, names: tuple[str, ...]) -> Getter:
+    """%REQ(a?b)% and friends: the first of the names present. Regular headers come
+    from the context's bytes map (built once per request); pseudo-headers by name."""
+    which = 1 if kind == "RESP" else 2 if kind == "TRAILER" else 0
+    keys = tuple((n, n.encode("latin-1"), n[:1] == ":") for n in names)
+
     def get(c):
-        lookup = c.request_header if kind == "REQ" else c.response_header if kind == "RESP" else c.response_trailer
-        for n in names:
-            v = lookup(n)
+        m = c.header_map(which)
+        for name, key, pseudo in keys:
+            if pseudo:
+                v = c.request_header(name) if which == 0 else None
+                if v is not None:
+                    return v
+                continue
+            v = m.get(key)
             if v is not None:
-                return v
+                return v.decode("latin-1")
         return None
     if kind == "REQ_WITHOUT_QUERY":
         def without_query(c):
-            for n in names:
-                v = c.request_header(n)
-                if v is not None:
-                    return v.partition("?")[0]
-            return None
+            v = get(c)
+            return v.partition("?")[0] if v is not None else None
         return without_query
     return get
 

@@ -48,14 +48,15 @@ class ListenerRuntime:
         kinds = {f.kind for f in config.listener_filters}
         self.tls_inspector = "tls_inspector" in kinds
         self.http_inspector = "http_inspector" in kinds
-        self.original_dst = "original_dst" in kinds
+        # use_original_dst implies the original_dst filter (Envoy adds it itself).
+        self.original_dst = "original_dst" in kinds or config.use_original_dst
         self.max_client_hello = next((f.max_client_hello_size for f in config.listener_filters
                                       if f.kind == "tls_inspector" and f.max_client_hello_size), 64 * 1024)
         self.chains = {id(c): ChainRuntime(c, self, gen, rt) for c in config.all_chains()}
         self.buffer_limit = config.per_connection_buffer_limit_bytes
         # A listener whose chain cannot depend on the connection: start the app at once.
         self.fast_chain: ChainRuntime | None = None
-        if not kinds:
+        if not kinds and not self.original_dst:
             if not config.filter_chains and config.default_filter_chain is not None:
                 self.fast_chain = self.chains[id(config.default_filter_chain)]
             elif len(config.filter_chains) == 1 and config.filter_chains[0].match == _ANY:

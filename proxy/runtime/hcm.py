@@ -2,11 +2,14 @@
 
 It binds the compiled HCM config to the snapshot (its route table, the generation's
 clusters), builds the filter chain, the codec limits and the access loggers, and
-holds the per-request hooks every stream calls: `on_request` (peer metadata in/out),
-`on_response` (peer metadata, request id in the response) and `on_finish`
-(HCM stats, Istio metrics, access logs).
+holds the per-request hooks streams call: `peer_labels` (inbound: who the client is,
+from its peer metadata and mTLS identity), `on_response` (peer metadata in/out,
+request id in the response) and `on_finish` (HCM stats, Istio metrics, access logs).
+Also `normalize_path` (RFC 3986, as Envoy's normalize_path / merge_slashes).
 """
 from __future__ import annotations
+
+from bisect import bisect_left
 
 from isthmus.proxy.config.network_filters import HttpConnectionManagerConfig
 from isthmus.proxy.config.routes import strip_port
@@ -19,6 +22,7 @@ from isthmus.proxy.runtime.node import decode_peer_metadata
 from isthmus.proxy.telemetry import (DESTINATION, SOURCE, UNKNOWN_WORKLOAD, HcmStats, from_peer_metadata,
                                      service_labels)
 
+_FLAGS = {0: "-"}
 PEER_MD = b"x-envoy-peer-metadata"
 PEER_ID = b"x-envoy-peer-metadata-id"
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -73,6 +77,8 @@ class HcmRuntime:
         self.route_table = config.route_table if config.route_table is not None else gen.snapshot.routes.get(config.rds_name)
         chain = build_filters(config.http_filters, self)
         self.decoders, self.encoders, self.router = chain.decoders, chain.encoders, chain.router
+        # Filters that act even when a route has no per-filter config (a fault with its own settings).
+        self.decoders_always = any(getattr(getattr(f, "config", None), "active", False) for f in self.decoders)
         self.stats = HcmStats(rt.stats, config.stat_prefix or "http")
         self.h1_limits = Http1Limits(max_headers_kb=config.max_request_headers_kb, max_headers_count=config.max_headers_count,
                                      accept_http_10=config.accept_http_10,
@@ -105,6 +111,7 @@ class HcmRuntime:
         self._peers: dict = {}
         self._services: dict = {}
         self.plans: dict = {}  # route id → (route, RoutePlan), filled on first use
+        self._metrics: dict = {}  # label key → HttpMetrics (the telemetry's cache, one lookup closer)
 
     # -- per request hooks ---------------------------------------------------------------
     def peer_labels(self, md: bytes | None, peer):
@@ -139,26 +146,37 @@ class HcmRuntime:
     def on_finish(self, stream) -> None:
         stats = self.stats
         stats.downstream_rq_total.value += 1
-        stats.response(stream.status)
-        end = stream.end
-        duration_ms = (end - stream.start) * 1000.0
-        tel = self.tel
-        flags = flags_string(stream.flags)
+        status = stream.status
+        if 200 <= status < 300:
+            stats.downstream_rq_completed.value += 1
+            stats.downstream_rq_2xx.value += 1
+        else:
+            stats.response(status)
+        flags = _FLAGS.get(stream.flags) or flags_string(stream.flags)
         if stream.grpc:
             protocol, grpc = "grpc", stream.grpc_status() or ""
         else:
             protocol, grpc = "http", ""
         if self.outbound:
-            m = tel.http(self._outbound_part(stream), protocol, stream.status, grpc, flags, "unknown")
+            key = (self._outbound_part(stream), protocol, status, grpc, flags, "unknown")
         else:
-            security = "mutual_tls" if stream.conn.info.peer is not None else "none"
-            m = tel.http(self._inbound_part(stream), protocol, stream.status, grpc, flags, security)
-        m.record(duration_ms, stream.bytes_in, stream.bytes_out)
+            key = (self._inbound_part(stream), protocol, status, grpc, flags,
+                   "mutual_tls" if stream.conn.info.peer is not None else "none")
+        m = self._metrics.get(key)
+        if m is None:
+            m = self._metrics[key] = self.tel.http(*key)
+        m.requests.value += 1
+        for h, v in ((m.duration, (stream.end - stream.start) * 1000.0), (m.request_bytes, stream.bytes_in),
+                     (m.response_bytes, stream.bytes_out)):
+            h.counts[bisect_left(h.bounds, v)] += 1  # Histogram.observe, inlined
+            h.sum += v
+            h.count += 1
         for logger in self.access_logs:
             logger.log(stream)
 
     def _service(self, stream):
-        cluster = self.clusters.get(stream.cluster_name) if stream.cluster_name else None
+        fwd = stream.forward
+        cluster = fwd.cluster if fwd is not None else self.clusters.get(stream.cluster_name) if stream.cluster_name else None
         if cluster is not None and cluster.service is not None:
             return cluster.service
         host = strip_port(stream.authority) if stream.authority else ""
@@ -173,8 +191,13 @@ class HcmRuntime:
 
     def _outbound_part(self, stream):
         info = stream.upstream
-        service = self._service(stream)
         peer = stream.peer  # raw peer metadata the server sent back, if any
+        fwd = stream.forward
+        if peer is None and info is not None and fwd is not None:
+            part = info.parts.get(fwd.cluster)  # the usual case: known cluster service, host already seen
+            if part is not None:
+                return part
+        service = self._service(stream)
         conn_peer = None
         if peer is not None:
             key = (peer, service)
@@ -201,6 +224,8 @@ class HcmRuntime:
             part = self.tel.peer_part(SOURCE, source, info.workload.with_principal(principal), service)
             if not tls or principal:
                 info.parts[id(service)] = part
+                if fwd is not None and fwd.cluster.service is service:
+                    info.parts[fwd.cluster] = part
         return part
 
     def _inbound_part(self, stream):

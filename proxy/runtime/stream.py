@@ -36,7 +36,7 @@ class Stream:
     resp_headers = resp_trailers = forward = cors = pending = request_id = timers = peer = None
     extra_response_headers = grpc_timeout = None
     response_started = response_done = done = routed = has_filter_overrides = grpc = False
-    _hdict = None
+    _hdict = _maps = None
 
     def __init__(self, conn, head: RequestHead) -> None:
         self.conn = conn
@@ -102,6 +102,10 @@ class Stream:
             return
         if route.per_filter_config:
             self.has_filter_overrides = True
+        elif not hcm.decoders_always:  # no filter has anything to do for this route: straight to the router
+            self.routed = True
+            hcm.router.route(self)
+            return
         self.run_filters()
 
     def _upgrade_allowed(self) -> bool:
@@ -138,6 +142,9 @@ class Stream:
             self.timers.append(handle)
 
     def on_request_data(self, data: bytes, end: bool) -> None:
+        if self.done:  # answered already (e.g. a local reply): drop the rest of the body
+            self.conn.ack(self, len(data))
+            return
         self.bytes_in += len(data)
         if end:
             self.request_done = True
@@ -181,6 +188,18 @@ class Stream:
 
     # -- lookups --------------------------------------------------------------------------
     def header_str(self, name: str) -> str | None:
+        """A request header as str (multiple values joined with ","), or None; also the
+        pseudo-headers. Route matching and formatters read headers through this."""
+        if name[:1] == ":":
+            if name == ":path":
+                return self.head.target.decode("latin-1")
+            if name == ":authority":
+                return self.authority or self.head.authority.decode("latin-1")
+            if name == ":method":
+                return _METHODS.get(self.method) or self.method.decode("latin-1")
+            if name == ":scheme":
+                return "https" if self.conn.info.tls else "http"
+            return None
         d = self._hdict
         if d is None:
             d = self._hdict = {}
@@ -188,19 +207,19 @@ class Stream:
                 key = k.decode("latin-1")
                 value = v.decode("latin-1")
                 d[key] = f"{d[key]},{value}" if key in d else value
-        if name[:1] == ":":
-            if name == ":path":
-                return self.head.target.decode("latin-1")
-            if name == ":authority":
-                return self.authority
-            if name == ":method":
-                return self.method.decode("latin-1")
-            if name == ":scheme":
-                return "https" if self.conn.info.tls else "http"
-            return None
         return d.get(name)
 
     request_header = header_str
+
+    def header_map(self, which: int) -> dict:
+        """Request (0), response (1) or trailer (2) headers as {name: value} (formatters)."""
+        maps = self._maps
+        if maps is None:
+            maps = self._maps = [None, None, None]
+        m = maps[which]
+        if m is None:
+            m = maps[which] = dict(self.headers if which == 0 else self.resp_headers if which == 1 else self.resp_trailers or ())
+        return m
 
     def response_header(self, name: str) -> str | None:
         key = name.encode()
@@ -260,8 +279,9 @@ class Stream:
             levels = w.response_mutations if w is not None else self.route.response_mutations
             if levels:
                 headers = hdr.apply_mutations(list(headers), levels, self)
-        for f in hcm.encoders:
-            headers = f.on_response(self, headers)
+        if self.has_filter_overrides:  # encoders (CORS) act only on routes that configure them
+            for f in hcm.encoders:
+                headers = f.on_response(self, headers)
         if self.extra_response_headers:
             headers = headers + self.extra_response_headers
         headers = hcm.on_response(self, headers)
@@ -270,7 +290,10 @@ class Stream:
         if body is not None:
             self.bytes_out += len(body)
             self.conn.send_whole(self, status, headers, body)
-            self._response_complete()
+            self.response_done = True
+            if not self.request_done and self.upgrade is None:
+                self.conn.response_before_request(self)
+            self.finish()
             return
         self.conn.send_head(self, status, headers, end_stream)
         if end_stream:

@@ -111,6 +111,9 @@ class TcpSession:
     def request_header(self, name: str):
         return None
 
+    def header_map(self, which: int) -> dict:
+        return {}
+
     response_header = response_trailer = request_header
 
     def grpc_status(self):

@@ -128,7 +128,7 @@ class Backend:
                                   "headers": dict(req.headers), "body": body.decode("latin-1")})
 
     async def start(self) -> "Backend":
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -173,6 +173,8 @@ def build_snapshot(yaml: str, proxy=None, mutate: Callable | None = None, mesh=N
     listeners = build_listeners(proxy, push)
     ports: dict[str, int] = {}
     for lis in listeners:
+        if lis.HasField("bind_to_port") and not lis.bind_to_port.value:
+            continue  # only reachable by original-destination hand-off: keep its port
         lis.address.socket_address.port_value = ports[lis.name] = free_port()
     if mutate is not None:
         mutate(listeners=listeners, clusters=clusters)

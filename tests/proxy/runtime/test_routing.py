@@ -57,7 +57,7 @@ async def test_request_reaches_backend_with_envoy_headers(backends):
         assert h["x-request-id"] == "abc-123"  # propagated, never rewritten
         assert h["x-forwarded-proto"] == "http"
         assert h["x-envoy-attempt-count"] == "1"
-        assert "x-envoy-peer-metadata" in h and "x-envoy-peer-metadata-id" in h
+        assert "x-envoy-peer-metadata" not in h  # metadata exchange only with mesh (mTLS) peers
         assert "x-envoy-upstream-service-time" in r.headers
         assert r.headers["server"].startswith("Python")  # upstream's server header passes through
         r2 = await proxy_get(ports["http_proxy"], f"{URL}/again", {"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"})

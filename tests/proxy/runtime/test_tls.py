@@ -7,7 +7,7 @@ import pytest
 from isthmus.pilot.model.proxy import WorkloadPort
 from isthmus.proxy.runtime import NodeInfo
 from tests.pilot.fixtures import sidecar
-from tests.proxy.runtime.helpers import Backend, RawClient, build_snapshot, dataplane, pki, proxy_get, service_entry
+from tests.proxy.runtime.helpers import Backend, RawClient, build_snapshot, dataplane, pki, proxy_get
 
 STRICT = """
 ---
@@ -117,3 +117,26 @@ async def test_sidecar_to_sidecar_istio_mutual_and_san_check(app):
             assert r.status == 503
             assert b"transport failure reason: TLS_error" in r.body
             assert 'response_flags="UF' in client.stats.render_prometheus()
+
+
+async def test_certificate_rotation_without_dropping_connections(app):
+    from isthmus.proxy.config.common import DataSourceConfig
+    from isthmus.proxy.config.secrets import SecretConfig
+    from isthmus.proxy.config.tls import CertificateConfig
+
+    secrets = pki().secrets("reviews")
+    snap, ports = build_snapshot("", proxy=reviews_sidecar(app.port))
+    async with dataplane(snap, secrets=secrets, node=REVIEWS):
+        port = inbound_port(ports)
+        old = await RawClient.connect(port, ssl=pki().client_context("productpage"), server_hostname="reviews")
+        assert (await old.request("GET", "/a", {"host": "reviews:9080"})).status == 200
+        first = old.writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        chain, key = pki().issue(pki().spiffe("reviews"))
+        secrets.set(SecretConfig("default", tls_certificate=CertificateConfig(DataSourceConfig(inline=chain),
+                                                                              DataSourceConfig(inline=key))))
+        new = await RawClient.connect(port, ssl=pki().client_context("productpage"), server_hostname="reviews")
+        assert (await new.request("GET", "/b", {"host": "reviews:9080"})).status == 200
+        assert new.writer.get_extra_info("ssl_object").getpeercert(binary_form=True) != first
+        assert (await old.request("GET", "/c", {"host": "reviews:9080"})).status == 200  # the old one lives on
+        await old.close()
+        await new.close()

@@ -1,0 +1,98 @@
+"""The HCM's request header work (Envoy's ConnectionManagerUtility) and route mutations."""
+from __future__ import annotations
+
+import re
+
+from isthmus.proxy.config.matchers import HeaderMutations, HeaderValueConfig
+from isthmus.proxy.config.network_filters import TracingConfig
+from isthmus.proxy.filters.headers import apply_mutations, prepare_request
+from tests.proxy.filters.fakes import FakeConn, FakeHcm, FakePeer, FakeStream
+
+UUID4 = re.compile(rb"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def run(headers, hcm=None, conn=None, upgrade=None) -> tuple[dict, FakeStream]:
+    s = FakeStream(headers, conn=conn, upgrade=upgrade)
+    out = prepare_request(s, hcm or FakeHcm())
+    d: dict = {}
+    for k, v in out:
+        d.setdefault(k, []).append(v)
+    return d, s
+
+
+def test_request_id_generated_and_kept():
+    d, s = run([(b"host", b"x")])
+    assert UUID4.match(d[b"x-request-id"][0]) and s.request_id == d[b"x-request-id"][0]
+    d, _ = run([(b"x-request-id", b"mine")])
+    assert d[b"x-request-id"] == [b"mine"]
+    d, _ = run([], FakeHcm(generate_request_id=False))
+    assert b"x-request-id" not in d
+
+
+def test_forwarded_proto_and_hop_by_hop():
+    d, _ = run([(b"connection", b"keep-alive, x-hop"), (b"x-hop", b"1"), (b"keep-alive", b"5"), (b"te", b"trailers, gzip"),
+                (b"x-keep", b"1")])
+    assert d[b"x-forwarded-proto"] == [b"http"]
+    assert b"connection" not in d and b"x-hop" not in d and b"keep-alive" not in d
+    assert d[b"te"] == [b"trailers"] and d[b"x-keep"] == [b"1"]
+    d, _ = run([(b"x-forwarded-proto", b"https")])
+    assert d[b"x-forwarded-proto"] == [b"https"]  # not the edge: kept
+
+
+def test_use_remote_address_edge_request():
+    hcm = FakeHcm(use_remote_address=True)
+    d, _ = run([(b"x-forwarded-proto", b"https"), (b"x-envoy-retry-on", b"5xx"), (b"x-request-id", b"outside")],
+               hcm, FakeConn(remote="203.0.113.9"))
+    assert d[b"x-forwarded-for"] == [b"203.0.113.9"]
+    assert d[b"x-forwarded-proto"] == [b"http"]  # overwritten at the edge
+    assert b"x-envoy-retry-on" not in d and b"x-envoy-internal" not in d
+    assert d[b"x-request-id"] != [b"outside"]  # regenerated for an external request
+    d, _ = run([], hcm, FakeConn(remote="10.0.0.9"))
+    assert d[b"x-envoy-internal"] == [b"true"] and d[b"x-forwarded-for"] == [b"10.0.0.9"]
+
+
+def test_xfcc_modes():
+    peer = FakePeer()
+    mine = b"By=spiffe://cluster.local/ns/default/sa/me;Hash=" + b"ab" * 32 + b";URI=spiffe://cluster.local/ns/default/sa/client"
+    d, _ = run([(b"x-forwarded-client-cert", b"spoofed")], FakeHcm(forward_client_cert_details="sanitize"), FakeConn(peer=peer))
+    assert b"x-forwarded-client-cert" not in d
+    d, _ = run([(b"x-forwarded-client-cert", b"earlier")], FakeHcm(forward_client_cert_details="append_forward"),
+               FakeConn(peer=peer))
+    assert d[b"x-forwarded-client-cert"] == [b"earlier," + mine]
+    d, _ = run([(b"x-forwarded-client-cert", b"earlier")], FakeHcm(forward_client_cert_details="sanitize_set"),
+               FakeConn(peer=peer))
+    assert d[b"x-forwarded-client-cert"] == [mine]
+    d, _ = run([(b"x-forwarded-client-cert", b"earlier")], FakeHcm(forward_client_cert_details="append_forward"))
+    assert b"x-forwarded-client-cert" not in d  # no client certificate: sanitized
+    d, _ = run([(b"x-forwarded-client-cert", b"earlier")], FakeHcm(forward_client_cert_details="always_forward_only"))
+    assert d[b"x-forwarded-client-cert"] == [b"earlier"]
+
+
+def test_trace_context_created_only_when_absent():
+    hcm = FakeHcm(tracing=TracingConfig())
+    d, _ = run([], hcm)
+    assert re.match(rb"^00-[0-9a-f]{32}-[0-9a-f]{16}-01$", d[b"traceparent"][0])
+    d, _ = run([(b"traceparent", b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-00")], hcm)
+    assert d[b"traceparent"] == [b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-00"]
+    d, _ = run([(b"x-b3-traceid", b"abc")], hcm)
+    assert b"traceparent" not in d
+    d, _ = run([])
+    assert b"traceparent" not in d  # tracing off
+
+
+def test_peer_metadata_dropped_outbound_and_read_inbound():
+    d, _ = run([(b"x-envoy-peer-metadata", b"forged")], FakeHcm(mesh=True))
+    assert b"x-envoy-peer-metadata" not in d  # ours go per attempt, to mTLS upstreams (filters/forward.py)
+    d, s = run([(b"x-envoy-peer-metadata", b"theirs"), (b"x-envoy-peer-metadata-id", b"x")], FakeHcm(outbound=False))
+    assert b"x-envoy-peer-metadata" not in d and s.peer == ("labels", b"theirs")
+
+
+def test_mutation_append_actions():
+    def hv(key, value, action, keep=False):
+        return HeaderValueConfig(key, (value,), action, keep, value)
+    levels = (HeaderMutations((hv("a", "1", "append_if_exists_or_add"), hv("b", "2", "add_if_absent"),
+                               hv("c", "3", "overwrite_if_exists_or_add"), hv("d", "4", "overwrite_if_exists"),
+                               hv("e", "", "append_if_exists_or_add"), hv("f", "", "append_if_exists_or_add", True)),
+                              ("gone",)),)
+    out = apply_mutations([(b"a", b"0"), (b"b", b"0"), (b"c", b"0"), (b"gone", b"x")], levels, None)
+    assert out == [(b"a", b"0"), (b"b", b"0"), (b"a", b"1"), (b"c", b"3"), (b"f", b"")]
