@@ -162,6 +162,12 @@ class SimClient:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name}: {exc.details()}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 class Fleet:
     """N clients over a few channels (as N Envoys would share nothing, but one process must)."""
 
@@ -178,7 +184,7 @@ class Fleet:
             c.start()
 
     def errors(self) -> list[str]:
-        return [f"{c.node.id}: {c.error}" for c in self.clients if c.error is not None]
+        return [f"{c.node.id}: {describe_error(c.error)}" for c in self.clients if c.error is not None]
 
     async def wait(self, predicate: Callable[[SimClient], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout

@@ -2,12 +2,16 @@
 
     .venv/bin/python bench/proxy_quick.py [--seconds 5] [--connections 16] [--profile out.prof]
                                           [--config sidecar|minimal] [--access-log] [--wrk]
+                                          [--envoy | --direct]
 
 Three processes: a tiny uvloop backend (fixed 2-byte response), the DataPlane on
 uvloop (configured by pilot's own translators for an explicit-mode sidecar, or a
 minimal static listener → route → cluster), and the load: a keep-alive asyncio
-client (or wrk with --wrk). `--profile` runs the proxy under cProfile and writes the
-stats file (read with `python -m pstats`).
+client (or wrk with --wrk). Prints req/s and req/s per proxy CPU core (the proxy's
+user+system time during the load: the number to compare on a shared machine).
+`--envoy` measures a real Envoy (--concurrency 1) with the same resources made static;
+`--direct` the backend alone. `--profile` runs the proxy under cProfile and writes
+the stats file (read with `python -m pstats`).
 """
 from __future__ import annotations
 
@@ -291,9 +295,10 @@ def envoy_sidecar_bootstrap(backend_port: int, proxy_port: int, access_log: bool
     cl = snap.resources[CLUSTER_TYPE_URL][name]
     cl = type(cl).FromString(cl.SerializeToString())
     cl.ClearField("eds_cluster_config")
+    cl.ClearField("transport_socket_matches")  # the endpoint is plaintext; SDS would need an agent
     cl.type = cl.STATIC
     cl.load_assignment.CopyFrom(snap.resources[ENDPOINT_TYPE_URL][name])
-    boot = {"static_resources": {"listeners": [json_format.MessageToDict(lis)], "clusters": [json_format.MessageToDict(cl)]}}
+    boot = {"node": {"id": "bench", "cluster": "bench"}, "static_resources": {"listeners": [json_format.MessageToDict(lis)], "clusters": [json_format.MessageToDict(cl)]}}
     return json.dumps(boot)
 
 

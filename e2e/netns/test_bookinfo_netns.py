@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 # In the order of the source file (pytest runs a module's tests in the order it holds them).
-from e2e.test_bookinfo_traffic import (  # noqa: F401,I001 - collected here with this directory's `mesh`
+from e2e.test_bookinfo_traffic import (  # noqa: F401 - collected here with this directory's `mesh`
     test_virtual_service_all_v1,
     test_weighted_splits,
     test_jason_routing,

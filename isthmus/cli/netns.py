@@ -33,6 +33,9 @@ POD_ENV = {  # a pod has no HTTP proxy: its outbound is captured, not proxied
     name: "" for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 }
 BRIDGE_NF = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+# Pods resolve names through their hosts file only. A DNS server on the pod's own loopback
+# (none listens) makes every miss fail at once instead of timing out on the host's resolvers.
+RESOLV_CONF = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
 
 
 class PodNetworkError(RuntimeError):
@@ -131,7 +134,8 @@ def plan_network(run_id: str, index: int, pods: Iterable[tuple[str, bool]], serv
 
 
 def hosts_file(net: PodNetwork, pod: Pod, domain_suffix: str = "cluster.local") -> str:
-    """/etc/hosts inside `pod`: itself, then every service's names → its VIP (kube-dns's job)."""
+    """/etc/hosts inside `pod`: itself, then every service's names → its VIP (kube-dns's job;
+    the pod's resolv.conf has no reachable server, so names outside this file do not resolve)."""
     ns = net.namespace
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", f"{pod.ip}\t{pod.name}"]
     for service, vip in net.vips:
@@ -230,8 +234,9 @@ def _forward_rule(net: PodNetwork) -> list[str]:
 
 
 def create(net: PodNetwork) -> None:
-    """Bridge, then per pod: netns, veth into the bridge, address, lo, default route, hosts
-    file, pod directory and (capture pods) the iptables rules. Anything made is removed on failure."""
+    """Bridge, then per pod: netns, veth into the bridge, address, lo, default route, hosts file
+    and resolv.conf, pod directory and (capture pods) the iptables rules. Anything made is
+    removed on failure."""
     os.mkdir(net.pod_dir, 0o755)  # fails if it exists: never reuse (or remove) what someone else made in /tmp
     try:
         os.chmod(net.pod_dir, 0o755)
@@ -260,6 +265,7 @@ def _create_pod(net: PodNetwork, pod: Pod, rules: str) -> None:
     etc = Path("/etc/netns") / ns  # `ip netns exec` bind-mounts these over /etc
     etc.mkdir(parents=True, exist_ok=True)
     (etc / "hosts").write_text(hosts_file(net, pod))
+    (etc / "resolv.conf").write_text(RESOLV_CONF)
     home = net.pod_path(pod)
     home.mkdir()
     if pod.capture:

@@ -9,7 +9,9 @@ headers (`on_response(stream, headers) -> headers`); `router` is terminal.
     fault.py        delays and aborts (flags DI / FI)
     cors.py         preflights and CORS response headers
     router.py       redirect / direct response / forward to a cluster
-    forward.py      attempts, retries (retry.py), timeouts, backpressure
+    forward.py      the upstream request, attempts, body replay, backpressure
+    attempt.py      per-route plans, one try (the pool's exchange), ORIGINAL_DST hosts
+    outcomes.py     resets, pool failures, timeouts, retries (retry.py) → local replies
     mirror.py       shadow copies
     headers.py      HCM request headers (XFF, XFCC, request id, trace context), mutations
     local_reply.py  Envoy's local replies, response flags, gRPC mapping

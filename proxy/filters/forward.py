@@ -402,10 +402,12 @@ class Forward(Outcomes):
             self.retry_timer.cancel()
             self.retry_timer = None
         att = self.attempt
-        if att is not None and not att.complete:
-            if att.conn is None or not att.head:
-                self.cluster.stats.upstream_rq_cancelled.value += 1
-            att.abandon()
+        if att is not None:
+            if not att.complete:
+                if att.conn is None or not att.head:
+                    self.cluster.stats.upstream_rq_cancelled.value += 1
+                att.abandon()
+            self.attempt = None  # break Forward ↔ Attempt
         if self.retry is not None:
             self.retry.release_all()
         if self.blocked:

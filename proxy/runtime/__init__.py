@@ -10,11 +10,14 @@
     http_conn.py   HTTP connection state (codecs, pipelining, timeouts, drain)
     stream.py      per-request state: decode → filters → router; encode; local replies
     hcm.py         per-snapshot HCM: filter chain, limits, telemetry + access-log hooks
-    upstream.py    host pools over upstream/pool.py; HTTP/1.1 and HTTP/2 client connections
+    upstream.py    host pools over upstream/pool.py (connect, TLS, SAN checks)
+    upstream_http.py HTTP/1.1 and HTTP/2 client connections
     cluster.py     per-cluster state across snapshots: hosts, LB, breakers, outlier, DNS
+    status.py      admin views: clusters (Envoy's /clusters text), listeners
     tcp_proxy.py   tcp_proxy sessions (and TLS passthrough)
     flow_control.py backpressure between the two sides
     access_log.py  formatted, buffered access logs; formatter.py evaluates formats
+    context.py     Runtime: what every runtime object may reach (loop, stats, TLS, sinks)
     node.py        NodeInfo: this workload's identity
 """
 from isthmus.proxy.runtime.dataplane import DataPlane

@@ -27,7 +27,7 @@ class ConnInfo:
     """What we know about a downstream connection (access logs, XFCC, telemetry)."""
 
     __slots__ = ("remote", "local", "original_dst", "tls", "peer", "local_uri_sans", "sni", "alpn", "conn_id",
-                 "chain_name", "tls_version", "tls_cipher", "listener_name")
+                 "chain_name", "tls_version", "tls_cipher", "listener_name", "_strs")
 
     def __init__(self, conn_id: int = 0) -> None:
         self.remote: tuple[str, int] | None = None
@@ -43,6 +43,18 @@ class ConnInfo:
         self.tls_version = None
         self.tls_cipher = None
         self.listener_name = ""
+        self._strs: dict = {}
+
+    def address_text(self, which: str) -> str | None:
+        """"ip:port" of `remote` / `local` ([v6]:port), formatted once per connection."""
+        text = self._strs.get(which)
+        if text is None:
+            value = getattr(self, which)
+            if value is None:
+                return None
+            host, port = value
+            text = self._strs[which] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return text
 
     def fill(self, transport) -> None:
         peer = transport.get_extra_info("peername")

@@ -34,6 +34,7 @@ class Runtime:
         self.request_headers_timeout = request_headers_timeout
         self.connection_ids = itertools.count(worker_id << 48 | 1)
         self.draining = False
+        self.generation = None  # the newest Generation (set by DataPlane.apply)
         self.connections: set = set()  # live downstream apps (HTTP and TCP), for drain and ticks
         self._date_second = -1
         self._date = b""

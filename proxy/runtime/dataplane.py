@@ -5,8 +5,10 @@
     dp.ready                            # first snapshot fully bound, nothing missing
     await dp.drain(5.0); await dp.stop()
 
-`apply` is atomic per connection: new connections get the new `Generation`, open
-ones finish on theirs. Cluster state (hosts, pools, breakers, outlier ejections)
+`apply` swaps the `Generation` atomically: new connections get its listeners, a
+connection keeps the listener config (filter chain, HCM) it was accepted with, and,
+as in Envoy, each new request sees the newest routes and clusters; connections of a
+listener whose config changed (or that went away) drain. Cluster state (hosts, pools, breakers, outlier ejections)
 carries over while a cluster's proto is unchanged (runtime/cluster.py). Removed
 listeners stop accepting and their connections drain. A ticker (4 Hz) flushes access
 logs, and once a second runs idle timeouts and pool idle sweeps.
@@ -87,13 +89,29 @@ class DataPlane:
                 self._errors[lr.config.name] = msg
                 continue
             self._servers[key] = server
-        self.generation = gen
+        self._drain_changed_listeners(snapshot)
+        self.generation = self.rt.generation = gen
         self.snapshot = snapshot
         if not errors and self._complete(snapshot):
             self._ready = True
         if self._ticker is None:
             self._ticker = self.loop.call_later(TICK, self._tick)
         return errors
+
+    def _drain_changed_listeners(self, snapshot) -> None:
+        """Envoy drains the connections of a listener whose config changed (or that is gone);
+        route and cluster updates, instead, reach existing connections' new requests."""
+        old = self.snapshot
+        if old is None:
+            return
+        url = "type.googleapis.com/envoy.config.listener.v3.Listener"
+        before, after = old.resources.get(url, {}), snapshot.resources.get(url, {})
+        changed = {name for name, proto in before.items() if after.get(name) != proto}
+        if not changed:
+            return
+        for conn in list(self.rt.connections):
+            if conn.listener.config.name in changed:
+                conn.drain()
 
     def _complete(self, snapshot) -> bool:
         """Nothing referenced is missing (secrets may come from the SecretProvider)."""

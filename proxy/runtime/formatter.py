@@ -53,6 +53,12 @@ def _ms(a, b) -> int | None:
 
 
 def _addr(which: str, part: str) -> Getter:
+    if part == "full":
+        def full(c):
+            d = c.downstream
+            return d.address_text(which) if d is not None else None
+        return full
+
     def get(c):
         d = c.downstream
         if d is None:

@@ -1,7 +1,9 @@
 """`HcmRuntime`: one HTTP connection manager of one filter chain, built once per snapshot.
 
 It binds the compiled HCM config to the snapshot (its route table, the generation's
-clusters), builds the filter chain, the codec limits and the access loggers, and
+clusters; `refresh()` rebinds them per request to the newest generation, as Envoy
+applies RDS/CDS/EDS to new streams of existing connections), builds the filter chain,
+the codec limits and the access loggers, and
 holds the per-request hooks streams call: `peer_labels` (inbound: who the client is,
 from its peer metadata and mTLS identity), `on_response` (peer metadata in/out,
 request id in the response) and `on_finish` (HCM stats, Istio metrics, access logs).
@@ -73,6 +75,7 @@ class HcmRuntime:
     def __init__(self, config: HttpConnectionManagerConfig, listener, gen, rt) -> None:
         self.config = config
         self.rt = rt
+        self.gen = gen
         self.clusters = gen.clusters
         self.route_table = config.route_table if config.route_table is not None else gen.snapshot.routes.get(config.rds_name)
         chain = build_filters(config.http_filters, self)
@@ -104,6 +107,7 @@ class HcmRuntime:
         self.request_headers_timeout = config.request_headers_timeout or rt.request_headers_timeout
         self.access_logs = compile_loggers(config.access_logs, rt.sinks)
         self.websocket = dict(config.upgrades).get("websocket", False)
+        self.underscores = config.headers_with_underscores_action  # allow | reject_request | drop_header
         node = rt.node
         self.peer_md = node.peer_metadata_header()
         self.peer_id = node.peer_metadata_id()
@@ -112,6 +116,18 @@ class HcmRuntime:
         self._services: dict = {}
         self.plans: dict = {}  # route id → (route, RoutePlan), filled on first use
         self._metrics: dict = {}  # label key → HttpMetrics (the telemetry's cache, one lookup closer)
+
+    def refresh(self) -> None:
+        """Called per request: like Envoy, a connection keeps its listener's HCM, but each
+        new request sees the latest routes (RDS) and clusters (CDS/EDS)."""
+        gen = self.rt.generation
+        if gen is self.gen or gen is None:
+            return
+        self.gen = gen
+        self.clusters = gen.clusters
+        if self.config.route_table is None:
+            table = self.route_table = gen.snapshot.routes.get(self.config.rds_name)
+            self.internal_only = frozenset(table.internal_only_headers) if table is not None else frozenset()
 
     # -- per request hooks ---------------------------------------------------------------
     def peer_labels(self, md: bytes | None, peer):

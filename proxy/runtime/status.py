@@ -45,7 +45,8 @@ def clusters_status(states: dict) -> list[dict]:
                 "max_connections": rm.limit(Resource.CONNECTIONS), "max_pending_requests": rm.limit(Resource.PENDING_REQUESTS),
                 "max_requests": rm.limit(Resource.REQUESTS), "max_retries": rm.limit(Resource.RETRIES),
             }
-        out.append({"name": name, "added_via_api": True, "circuit_breakers": breakers,
+        out.append({"name": name, "observability_name": name, "added_via_api": True,
+                    "eds_service_name": state.config.eds_service_name, "circuit_breakers": breakers,
                     "hosts": [_host(state, info) for info in state.all_hosts()]})
     return out
 
@@ -54,7 +55,7 @@ def clusters_text(states: dict) -> str:
     lines: list[str] = []
     for c in clusters_status(states):
         name = c["name"]
-        lines.append(f"{name}::observability_name::{name}")
+        lines.append(f"{name}::observability_name::{c['observability_name']}")
         for prio, b in c["circuit_breakers"].items():
             for k in ("max_connections", "max_pending_requests", "max_requests", "max_retries"):
                 lines.append(f"{name}::{prio}_priority::{k}::{b[k]}")

@@ -61,7 +61,15 @@ class Stream:
     # -- request side ---------------------------------------------------------------
     def begin(self) -> None:
         hcm = self.hcm
+        hcm.refresh()
         head = self.head
+        if hcm.underscores != "allow" and any(b"_" in k for k, _ in head.headers):
+            if hcm.underscores == "reject_request":  # Envoy: 400, and the connection is closed
+                self.local_reply(400, b"Bad Request", 0, "unexpected_underscore")
+                return
+            head.headers = [(k, v) for k, v in head.headers if b"_" not in k]
+        if hcm.config.request_timeout and not self.request_done:
+            self.defer(hcm.config.request_timeout, self._request_timeout)
         try:
             self.headers = hdr.prepare_request(self, hcm)
         except Exception:  # noqa: BLE001 - malformed values we could not process
@@ -107,6 +115,12 @@ class Stream:
             hcm.router.route(self)
             return
         self.run_filters()
+
+    def _request_timeout(self) -> None:
+        """HCM request_timeout: the whole request was not received in time."""
+        if not self.request_done and not self.done:
+            self.hcm.stats.downstream_rq_timeout.value += 1
+            self.local_reply(408, b"request timeout", 0, "request_overall_timeout")
 
     def _upgrade_allowed(self) -> bool:
         """Envoy: an upgrade must be enabled in the HCM's upgrade_configs or the route's."""
@@ -382,3 +396,4 @@ class Stream:
             fwd.finished()
         self.hcm.on_finish(self)
         self.conn.stream_finished(self)
+        self.forward = None  # no reference cycles: a finished request is freed at once

@@ -130,7 +130,8 @@ class TcpSession:
         self.rt.connections.add(self)
         cfg = self.tcp.config
         self.cluster_name = name = cfg.pick(random.getrandbits(32))
-        self.cluster = cluster = self.tcp.clusters.get(name)
+        gen = self.rt.generation  # the newest clusters (CDS/EDS), as for HTTP requests
+        self.cluster = cluster = (gen.clusters if gen is not None else self.tcp.clusters).get(name)
         if cluster is None:
             self._close(UH)
             return

@@ -26,7 +26,7 @@ spec:
 """
 
 
-async def test_swap_keeps_in_flight_request_on_old_config():
+async def test_swap_in_flight_request_finishes_new_requests_see_new_routes():
     release = asyncio.Event()
 
     async def slow(req):
@@ -54,8 +54,15 @@ async def test_swap_keeps_in_flight_request_on_old_config():
             assert await dp.apply(new_snap) == []
             r = await proxy_get(port, f"{URL}/after")
             assert (r.status, r.body) == (299, b"new config")
-            # A keep-alive connection accepted before the swap stays on its generation.
-            assert (await keep.request("GET", f"{URL}/old-conn")).body == b"old config"
+            # As in Envoy, new requests on an existing connection see the new routes (RDS).
+            assert (await keep.request("GET", f"{URL}/old-conn")).body == b"new config"
+            # A listener change drains that listener's connections (this one is idle: closed).
+            changed = dict(new_snap.resources["type.googleapis.com/envoy.config.listener.v3.Listener"])
+            lis = type(changed["http_proxy"]).FromString(changed["http_proxy"].SerializeToString())
+            lis.listener_filters_timeout.seconds = 7
+            changed["http_proxy"] = lis
+            assert await dp.apply(new_snap.with_update("type.googleapis.com/envoy.config.listener.v3.Listener", changed)) == []
+            assert await keep.closed(2.0)
             await keep.close()
             release.set()
             r = await in_flight

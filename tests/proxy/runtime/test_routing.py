@@ -160,3 +160,40 @@ spec:
             assert (await first).status == 200
     finally:
         await b.stop()
+
+
+async def test_passthrough_goes_to_the_requested_authority(backends):
+    a, _ = backends
+    snap, ports = build_snapshot(service_entry("backend", a.port))
+    async with dataplane(snap) as dp:
+        r = await proxy_get(ports["http_proxy"], f"http://127.0.0.1:{a.port}/outside")
+        assert r.status == 200 and r.json()["path"] == "/outside"
+        r = await proxy_get(ports["http_proxy"], f"http://localhost:{a.port}/by-name")
+        assert r.status == 200 and r.json()["path"] == "/by-name"
+        text = dp.clusters_text()
+        assert f"PassthroughCluster::127.0.0.1:{a.port}::rq_total::2" in text
+
+
+async def test_istio_request_metric_labels(backends):
+    a, _ = backends
+    snap, ports = build_snapshot(service_entry("backend", a.port))
+    async with dataplane(snap) as dp:
+        await proxy_get(ports["http_proxy"], f"{URL}/x")
+        [(labels, value)] = [(dict(labels), v) for name, labels, v in dp.stats.counters() if name == "istio_requests_total"]
+        assert value == 1
+        assert labels == {
+            "reporter": "source", "source_workload": "productpage-v1", "source_canonical_service": "productpage",
+            "source_canonical_revision": "v1", "source_workload_namespace": "default", "source_principal": "unknown",
+            "source_app": "productpage", "source_version": "v1", "source_cluster": "Kubernetes",
+            "destination_workload": "backend-0", "destination_workload_namespace": "default",
+            "destination_principal": "unknown", "destination_app": "backend-0", "destination_version": "latest",
+            "destination_service": "backend.default.svc.cluster.local", "destination_service_name": "backend",
+            "destination_service_namespace": "default", "destination_canonical_service": "backend-0",
+            "destination_canonical_revision": "latest", "destination_cluster": "Kubernetes", "request_protocol": "http",
+            "response_code": "200", "grpc_response_status": "", "response_flags": "-",
+            "connection_security_policy": "unknown",
+        }
+        cluster = (("cluster_name", "outbound|9080||backend.default.svc.cluster.local"),)
+        assert dp.stats.counter("cluster.upstream_rq_2xx", cluster).value == 1
+        assert dp.stats.counter("cluster.upstream_cx_total", cluster).value == 1
+        assert dp.stats.counter("http.downstream_rq_total", (("http_conn_manager_prefix", "outbound_http_proxy"),)).value == 1
