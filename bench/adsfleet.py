@@ -169,9 +169,9 @@ def describe_error(exc: BaseException) -> str:
 
 
 class Fleet:
-    """N clients over a few channels (as N Envoys would share nothing, but one process must)."""
+    """N clients, each on its own channel (its own TCP connection, as N Envoys), in one process."""
 
-    def __init__(self, address: str, count: int, namespace: str, per_channel: int = 10):
+    def __init__(self, address: str, count: int, namespace: str, per_channel: int = 1):
         self.decoder = Decoder()
         self.channels = [grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
                          for _ in range((count + per_channel - 1) // per_channel)]

@@ -211,7 +211,8 @@ def up(run_dir: Path | None, store: str, engine: str, capture: str, no_bookinfo:
             started.append((step.name, proc.pid))
             console.print(f"[green]✔[/] {step.name} ready [dim]({time.monotonic() - t0:.1f}s)[/]")
             state["components"][step.name] = {"pid": proc.pid, "log": str(step.log_file(base)), "urls": step.urls,
-                                              "address": step.address, **step.extra}
+                                              "address": step.address, "argv": list(step.argv), "env": step.env,
+                                              **step.extra}
             save_state(state, base)
     except (click.ClickException, KeyboardInterrupt, OSError, netns.PodNetworkError) as exc:
         console.print("[red]stopping what was started[/]")
