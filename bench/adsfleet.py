@@ -2,7 +2,8 @@
 
 Each `SimClient` behaves as Envoy does on the wire — CDS and LDS wildcard, EDS for the EDS
 clusters it was given, RDS for the route names its listeners name, an ACK for every
-response — and records when it ACKed the first response that satisfies a `Watch`.
+response, a new stream with backoff when one breaks — and records when it ACKed the first
+response that satisfies a `Watch`.
 Decoding what a follow-up request needs (cluster and route names) is cached across
 clients by the response's bytes, so the simulator stays light beside pilot.
 """
@@ -90,7 +91,10 @@ class SimClient:
     def __init__(self, channel: grpc.aio.Channel, node: base_pb2.Node, decoder: Decoder):
         self.node = node
         self.decoder = decoder
-        self.call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
+        self.stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+        self.call = None
+        self.reconnects = 0
+        self.last_error: str | None = None
         self.acked: dict[str, str] = {}  # type → last ACKed version
         self.subscribed: dict[str, tuple[str, ...]] = {EDS: (), RDS: ()}
         self.last: dict[str, discovery_pb2.DiscoveryResponse] = {}
@@ -122,19 +126,33 @@ class SimClient:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
+        """One ADS stream at a time; a stream that breaks is opened again with backoff, as Envoy does."""
+        backoff = 0.5
         try:
-            await self._send(CDS)
-            await self._send(LDS)
             while True:
-                resp = await self.call.read()
-                if resp is grpc.aio.EOF:
-                    return
-                await self._handle(resp)
+                self.call = self.stub.StreamAggregatedResources()
+                self._sent_node = False
+                try:
+                    await self._subscribe()
+                    while (resp := await self.call.read()) is not grpc.aio.EOF:
+                        await self._handle(resp)
+                        backoff = 0.5
+                except grpc.aio.AioRpcError as exc:
+                    self.last_error = describe_error(exc)
+                self.reconnects += 1
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
         except asyncio.CancelledError:
             pass
         except BaseException as exc:  # noqa: BLE001 - recorded, the benchmark reports it
             self.error = exc
             self.reached.set()
+
+    async def _subscribe(self) -> None:
+        """First requests on a stream: wildcard CDS and LDS, then what this client already follows."""
+        for t in (CDS, LDS, EDS, RDS):
+            if t in (CDS, LDS) or self.subscribed[t]:
+                await self._send(t, self.subscribed.get(t, ()), self.acked.get(t, ""))
 
     async def _handle(self, resp: discovery_pb2.DiscoveryResponse) -> None:
         t = resp.type_url
@@ -156,7 +174,8 @@ class SimClient:
                 await self._send(follow, wanted, prev.version_info if prev else "", prev.nonce if prev else "")
 
     async def close(self) -> None:
-        self.call.cancel()
+        if self.call is not None:
+            self.call.cancel()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -179,21 +198,32 @@ class Fleet:
                                   sidecar_node(f"sim-{i}", namespace, f"127.0.{i // 250 + 10}.{i % 250 + 1}"),
                                   self.decoder) for i in range(count)]
 
-    def start(self) -> None:
-        for c in self.clients:
-            c.start()
+    async def ramp(self, batch: int, ready: Callable[[SimClient], bool], timeout: float) -> None:
+        """Connect `batch` clients at a time, each batch once the previous one is `ready`."""
+        for i in range(0, len(self.clients), batch):
+            group = self.clients[i:i + batch]
+            for c in group:
+                c.start()
+            await self.wait(ready, timeout, f"clients {i + 1}–{i + len(group)} synced", group)
+
+    def reconnects(self) -> int:
+        return sum(c.reconnects for c in self.clients)
 
     def errors(self) -> list[str]:
         return [f"{c.node.id}: {describe_error(c.error)}" for c in self.clients if c.error is not None]
 
-    async def wait(self, predicate: Callable[[SimClient], bool], timeout: float, what: str) -> None:
+    async def wait(self, predicate: Callable[[SimClient], bool], timeout: float, what: str,
+                   clients: list[SimClient] | None = None) -> None:
+        clients = self.clients if clients is None else clients
         deadline = time.monotonic() + timeout
-        while not all(predicate(c) for c in self.clients):
+        while not all(predicate(c) for c in clients):
             if errs := self.errors():
                 raise RuntimeError(f"{what}: {len(errs)} client(s) failed, first: {errs[0][:300]}")
             if time.monotonic() > deadline:
-                done = sum(predicate(c) for c in self.clients)
-                raise TimeoutError(f"{what}: only {done}/{len(self.clients)} clients after {timeout:.0f}s")
+                done = sum(predicate(c) for c in clients)
+                cut = [c.last_error for c in clients if c.last_error]
+                raise TimeoutError(f"{what}: only {done}/{len(clients)} clients after {timeout:.0f}s"
+                                   + (f"; last stream error: {cut[-1]}" if cut else ""))
             await asyncio.sleep(0.01)
 
     def arm(self, watch: Watch) -> None:

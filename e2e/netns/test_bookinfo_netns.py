@@ -47,3 +47,28 @@ def test_app_traffic_is_captured_not_proxied(mesh):
     assert hosts[0].startswith("10.96.") and "details" in hosts
     assert _redirected_packets(productpage, "ISTIO_REDIRECT") > 0  # app → 15001
     assert _redirected_packets(details, "ISTIO_IN_REDIRECT") > 0  # → 15006
+
+
+def test_inbound_passthrough_to_an_undeclared_port(mesh):
+    """A port the workload does not declare (7777) is still captured inbound and passed
+    through to the app unchanged, from 127.0.0.6 so it is not captured again (Istio's
+    InboundPassthroughClusterIpv4)."""
+    import sys
+    import urllib.request
+
+    mesh.cli("delete", "pa", "default", "-n", "istio-system", "--ignore-not-found")  # PERMISSIVE
+    netns = _netns(mesh, "reviews-v1-sidecar")
+    ip = mesh.state["components"]["reviews-v1-sidecar"]["urls"]["pod"].split()[1]
+    server = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-m", "http.server", "7777", "--bind", "0.0.0.0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def answered() -> bool:
+            with urllib.request.urlopen(f"http://{ip}:7777/", timeout=3) as r:
+                return r.status == 200
+
+        mesh.wait_for(answered, 15, "plain HTTP to an undeclared port through the inbound passthrough")
+    finally:
+        server.terminate()
+        _, log = server.communicate(timeout=10)
+    assert "127.0.0.6" in log, log[-500:]  # the passthrough's source address
+    assert _redirected_packets(netns, "ISTIO_IN_REDIRECT") > 0

@@ -163,6 +163,9 @@ def up(run_dir: Path | None, store: str, engine: str, capture: str, no_bookinfo:
     existing = load_state(base)
     if existing and any(pid_alive(c["pid"]) for c in existing.get("components", {}).values()):
         raise click.ClickException(f"a mesh is already running from {base} (see `isthmus status`; stop it with `isthmus down`)")
+    if existing and existing.get("pods"):  # a pod-mode run that ended without `down`
+        _remove_pods(existing)
+        save_state(existing, base)
     (base / "logs").mkdir(parents=True, exist_ok=True)
     pods = None
     if capture == "iptables":

@@ -121,6 +121,8 @@ def http_connection_manager(
         ),
     )
     hcm.common_http_protocol_options.max_headers_count.value = 100
+    # WebSocket through the mesh, as Istio enables it on every HTTP connection manager.
+    hcm.upgrade_configs.add(upgrade_type="websocket")
     if inbound:
         hcm.forward_client_cert_details = hcm_pb2.HttpConnectionManager.APPEND_FORWARD
         hcm.set_current_client_cert_details.uri = True
