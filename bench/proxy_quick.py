@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/proxy_quick.py [--seconds 5] [--connections 16] [--profile out.prof]
                                           [--config sidecar|minimal] [--access-log] [--wrk]
-                                          [--envoy | --direct]
+                                          [--envoy | --direct] [--inproc N]
 
 Three processes: a tiny uvloop backend (fixed 2-byte response), the DataPlane on
 uvloop (configured by pilot's own translators for an explicit-mode sidecar, or a
@@ -183,6 +183,138 @@ def run_proxy(backend_port: int, proxy_port: int, config: str, access_log: bool,
         uvloop.run(main())
 
 
+# ---------------------------------------------------------------- in-process (pure Python cost)
+
+class _FakeTransport:
+    """Just enough of an asyncio transport: remembers what was written."""
+
+    def __init__(self, peer, local) -> None:
+        self.extra = {"peername": peer, "sockname": local, "socket": None}
+        self.out: list = []
+        self.protocol = None
+        self.closed = False
+
+    def get_extra_info(self, name, default=None):
+        return self.extra.get(name, default)
+
+    def write(self, data) -> None:
+        self.out.append(data)
+
+    def writelines(self, chunks) -> None:
+        self.out.extend(chunks)
+
+    def set_protocol(self, protocol) -> None:
+        self.protocol = protocol
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    resume_reading = pause_reading
+
+    def set_write_buffer_limits(self, high=None, low=None) -> None:
+        pass
+
+    def can_write_eof(self) -> bool:
+        return True
+
+
+def _fake_loop_class():
+    """uvloop's loop, except create_connection hands out fake transports."""
+    import uvloop
+
+    class FakeUpstreamLoop(uvloop.Loop):
+        upstreams: list = []
+
+        async def create_connection(self, factory, host=None, port=None, **kw):
+            proto = factory()
+            t = _FakeTransport((host, port), ("127.0.0.1", 40000 + len(self.upstreams)))
+            proto.connection_made(t)
+            self.upstreams.append((t, proto))
+            return t, proto
+    return FakeUpstreamLoop
+
+
+def run_inproc(config: str, access_log: bool, n: int, profile: str) -> None:
+    """Drive one downstream connection with fake transports: request bytes in, the
+    upstream's response bytes in, n times; prints µs of Python per request."""
+    from isthmus.proxy.runtime import DataPlane, NodeInfo, StaticSecrets
+    from isthmus.proxy.runtime.connection import ConnInfo, Inspector
+    from isthmus.proxy.stats import Stats
+
+    proxy_port = free_port()
+    snap = (sidecar_snapshot if config == "sidecar" else minimal_snapshot)(free_port(), proxy_port, access_log)
+    request = f"GET /bench HTTP/1.1\r\nhost: {HOST}\r\nuser-agent: wrk\r\naccept: */*\r\n\r\n".encode()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        dp = DataPlane(Stats(), StaticSecrets(), NodeInfo.from_workload("bench", labels={"app": "bench"}))
+        errors = await dp.apply(snap)
+        if errors:
+            raise SystemExit(f"bind errors: {errors}")
+        lr = next(iter(dp.generation.listeners.values()))
+        down = _FakeTransport(("127.0.0.1", 50000), ("127.0.0.1", proxy_port))
+        if lr.fast_chain is not None:
+            info = ConnInfo()
+            app = lr.fast_chain.make_app(info)
+        else:
+            app = Inspector(lr, dp.rt)
+        down.protocol = app
+        app.connection_made(down)
+        down.protocol.data_received(request)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        up_t, up = loop.upstreams[0]
+        assert up_t.out, "no request reached the upstream"
+        up.data_received(RESPONSE)
+        assert down.out and down.out[-1].startswith(b"HTTP/1.1 200"), down.out
+        app = down.protocol
+        ds, us = app.data_received, up.data_received
+        for _ in range(2000):  # warm up
+            ds(request)
+            us(RESPONSE)
+        down.out.clear()
+        up_t.out.clear()
+        prof = None
+        if profile:
+            from cProfile import Profile
+            prof = Profile()
+            prof.enable()
+        rounds = []  # CPU time per round: the machine may be shared; the fastest round is the least disturbed
+        left = n
+        while left > 0:
+            k = min(left, max(1000, n // 20))
+            t0 = time.process_time()
+            for _ in range(k):
+                ds(request)
+                us(RESPONSE)
+            rounds.append((time.process_time() - t0) / k)
+            left -= k
+        rounds.sort()
+        best, median = rounds[0], rounds[len(rounds) // 2]
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(profile)
+        assert len(loop.upstreams) == 1, "the upstream connection was not reused"
+        assert len(up_t.out) == n and len(down.out) == n, (len(up_t.out), len(down.out))
+        assert down.out[-1].startswith(b"HTTP/1.1 200") and down.out[-1].endswith(b"ok"), down.out[-1]
+        print(f"in-process ({config} config{', access log' if access_log else ''}): {best * 1e6:.2f} µs of "
+              f"Python per request (best round; median {median * 1e6:.2f} µs; {1 / best:,.0f} req/s with no I/O)")
+        print("  upstream request:", up_t.out[-1])
+        print("  downstream response:", down.out[-1])
+        await dp.stop()
+
+    with asyncio.Runner(loop_factory=_fake_loop_class()) as runner:
+        runner.run(main())
+
+
 # ---------------------------------------------------------------- load
 
 async def keepalive_client(port: int, connections: int, seconds: float) -> tuple[int, int]:
@@ -334,7 +466,13 @@ def main() -> None:
     ap.add_argument("--wrk", action="store_true", help="drive with wrk instead of the asyncio client")
     ap.add_argument("--direct", action="store_true", help="hit the backend directly (baseline)")
     ap.add_argument("--envoy", action="store_true", help="measure a real Envoy (--concurrency 1, same config) instead")
+    ap.add_argument("--inproc", type=int, default=0, metavar="N",
+                    help="no sockets: drive N requests through the proxy in this process with fake transports "
+                         "and print the pure Python cost per request (with --profile: cProfile of just that)")
     args = ap.parse_args()
+    if args.inproc:
+        run_inproc(args.config, args.access_log, args.inproc, args.profile)
+        return
 
     backend_port, proxy_port = free_port(), free_port()
     ctx = mp.get_context("spawn")

@@ -21,7 +21,7 @@ from bench import machine, report, targets  # noqa: E402
 from bench.procs import Pinning, stop_on_signals  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = ("dataplane", "pilot", "galley", "citadel")
+PARTS = report.ALL_PARTS
 BUSY_LOAD = 0.5  # load average above which the report warns that the machine was busy
 
 
@@ -160,10 +160,10 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"pilot convergence failed: {cp['pilot']['unavailable']}")
             lap("pilot")
         if "galley" in parts:
-            from bench import controlplane
+            from bench import galley
 
             log("galley: applies per second and watch fan-out")
-            cp["galley"] = controlplane.galley_bench(plan.galley_seconds, 100, plan.fanout_events, log)
+            cp["galley"] = galley.galley_bench(plan.galley_seconds, 100, plan.fanout_events, log)
             lap("galley")
         if "citadel" in parts:
             from bench import controlplane

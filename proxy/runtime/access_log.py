@@ -89,61 +89,57 @@ class Sinks:
             sink.close()
 
 
-_PLAIN = frozenset(" !#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz{|}~")
-_dumps = json.dumps
+def _make_dumps():
+    """obj → compact JSON text (",", ":"), ASCII-escaped, unknown types as str():
+    json's C encoder called directly, without json.dumps' per-call setup."""
+    from json.encoder import encode_basestring_ascii
+
+    try:
+        from json.encoder import c_make_encoder
+    except ImportError:  # pragma: no cover - CPython always has _json
+        c_make_encoder = None
+    if c_make_encoder is None:  # pragma: no cover
+        return json.JSONEncoder(separators=(",", ":"), default=str).encode
+    encoder = c_make_encoder(None, str, encode_basestring_ascii, None, ":", ",", False, False, True)
+    join = "".join
+    return lambda obj: join(encoder(obj, 0))
 
 
-def _json_value(v) -> str:
-    if v is None:
-        return "null"
-    cls = v.__class__
-    if cls is str:
-        if not v.strip(_PLAIN_CHARS):  # nothing to escape: quote as is
-            return '"' + v + '"'
-        return _dumps(v)
-    if cls is int:
-        return str(v)
-    return _dumps(v, default=str)
-
-
-_PLAIN_CHARS = "".join(sorted(_PLAIN))
+_dumps = _make_dumps()
 
 
 def _json_encoder(fmt: JsonFormat, omit_empty: bool):
-    """A function ctx → the JSON object text, with keys pre-encoded."""
+    """A function ctx → the JSON object text. The values are gathered into a dict
+    (in the format's key order) and encoded by json's C encoder in one call."""
+    build = _json_builder(fmt, omit_empty)
+    dumps = _dumps
+    return lambda ctx: dumps(build(ctx))
+
+
+def _json_builder(fmt: JsonFormat, omit_empty: bool):
+    """A function ctx → {key: value} for one (possibly nested) JSON format: None is
+    null (omitted, like "", with omit_empty); numbers stay numbers."""
     fields = []
     for key, value in fmt.fields:
-        prefix = _dumps(key) + ":"
         if isinstance(value, JsonFormat):
-            fields.append((prefix, _json_encoder(value, omit_empty), True))
+            fields.append((key, _json_builder(value, omit_empty), True))
         elif isinstance(value, tuple):
-            fields.append((prefix, compile_template(value), False))
+            fields.append((key, compile_template(value), False))
         else:
-            fields.append((prefix, (lambda v: (lambda c: v))(value), False))
+            fields.append((key, (lambda v: (lambda c: v))(value), False))
+    if not omit_empty:
+        pairs = tuple((key, get) for key, get, _ in fields)
+        return lambda ctx: {key: get(ctx) for key, get in pairs}
+    fields = tuple(fields)
 
-    plain = _PLAIN_CHARS
-
-    def encode(ctx) -> str:
-        parts = []
-        append = parts.append
-        for prefix, get, nested in fields:
-            if nested:
-                append(prefix + get(ctx))
-                continue
+    def build(ctx) -> dict:
+        out = {}
+        for key, get, nested in fields:
             v = get(ctx)
-            if v is None:
-                if not omit_empty:
-                    append(prefix + "null")
-            elif v.__class__ is str:
-                if omit_empty and not v:
-                    continue
-                append(prefix + '"' + v + '"' if not v.strip(plain) else prefix + _dumps(v))
-            elif v.__class__ is int:
-                append(prefix + str(v))
-            else:
-                append(prefix + _json_value(v))
-        return "{" + ",".join(parts) + "}"
-    return encode
+            if nested or (v is not None and v != ""):
+                out[key] = v
+        return out
+    return build
 
 
 class Logger:

@@ -178,6 +178,21 @@ def _header(kind: str, names: tuple[str, ...]) -> Getter:
     from the context's bytes map (built once per request); pseudo-headers by name."""
     which = 1 if kind == "RESP" else 2 if kind == "TRAILER" else 0
     keys = tuple((n, n.encode("latin-1"), n[:1] == ":") for n in names)
+    if len(keys) == 1:  # the usual %REQ(x)%: no loop
+        name, key, pseudo = keys[0]
+        if pseudo:
+            def get(c):
+                return c.request_header(name) if which == 0 else None
+        else:
+            def get(c):
+                v = c.header_map(which).get(key)
+                return v.decode("latin-1") if v is not None else None
+        if kind == "REQ_WITHOUT_QUERY":
+            def without_query(c):
+                v = get(c)
+                return v.partition("?")[0] if v is not None else None
+            return without_query
+        return get
 
     def get(c):
         m = c.header_map(which)

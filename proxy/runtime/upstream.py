@@ -57,10 +57,16 @@ class HostPool:
 
     # -- the router's calls ------------------------------------------------------
     def request(self, exchange) -> None:
+        cid = self.books.assign_ready(exchange)  # the usual case: an idle keep-alive connection
+        if cid:
+            exchange.on_connection(self.conns[cid])
+            return
         self._run(self.books.handle(pe.RequestArrived(exchange), self.loop.time()))
 
     def release(self, exchange, close: bool) -> None:
-        self._run(self.books.handle(pe.RequestFinished(exchange, close), self.loop.time()))
+        actions = self.books.request_finished(exchange, close, self.loop.time())
+        if actions:
+            self._run(actions)
 
     def cancel(self, exchange) -> None:
         self._run(self.books.handle(pe.RequestCancelled(exchange), self.loop.time()))

@@ -104,58 +104,85 @@ class Thresholds:
                 raise ValueError(f"circuit_breakers.thresholds.{name} must be >= 0 (got {getattr(self, name)})")
 
 
-class ResourceManager:
-    """Counters and limits for one cluster at one routing priority (see module docstring)."""
+# Resource → the ResourceManager attribute counting it (its limit is "max_" + that).
+_FIELD = {kind: kind.value for kind in Resource}
 
-    __slots__ = ("thresholds", "_count", "_limit", "overflows")
+
+class ResourceManager:
+    """Counters and limits for one cluster at one routing priority (see module docstring).
+
+    The counts are plain int attributes named after the resource (`connections`,
+    `pending_requests`, `requests`, `retries`, `connection_pools`) with their limits in
+    `max_<name>`: the pool books' per-request path reads and bumps them directly
+    (no enum hashing); everything else goes through the `Resource`-keyed methods."""
+
+    __slots__ = ("thresholds", "overflows", "connections", "pending_requests", "requests", "retries",
+                 "connection_pools", "max_connections", "max_pending_requests", "max_requests", "max_retries",
+                 "max_connection_pools")
 
     def __init__(self, thresholds: Thresholds = Thresholds()) -> None:
         self.thresholds = thresholds
-        self._count = {kind: 0 for kind in Resource}
-        self._limit = {
-            Resource.CONNECTIONS: thresholds.max_connections,
-            Resource.PENDING_REQUESTS: thresholds.max_pending_requests,
-            Resource.REQUESTS: thresholds.max_requests,
-            Resource.RETRIES: thresholds.max_retries,
-            Resource.CONNECTION_POOLS: thresholds.max_connection_pools,
-        }
+        self.connections = self.pending_requests = self.requests = self.retries = self.connection_pools = 0
+        self.max_connections = thresholds.max_connections
+        self.max_pending_requests = thresholds.max_pending_requests
+        self.max_requests = thresholds.max_requests
+        self.max_retries = thresholds.max_retries
+        self.max_connection_pools = thresholds.max_connection_pools
         self.overflows = {name: 0 for name in OVERFLOW_STAT.values()}
 
     def limit(self, kind: Resource) -> int:
         budget = self.thresholds.retry_budget
         if kind is Resource.RETRIES and budget is not None:
-            outstanding = self._count[Resource.REQUESTS] + self._count[Resource.PENDING_REQUESTS]
+            outstanding = self.requests + self.pending_requests
             return max(budget.min_retry_concurrency, int(budget.budget_percent * outstanding / 100.0))
-        return self._limit[kind]
+        return getattr(self, "max_" + _FIELD[kind])
 
     def count(self, kind: Resource) -> int:
-        return self._count[kind]
+        return getattr(self, _FIELD[kind])
 
     def remaining(self, kind: Resource) -> int:
-        return max(0, self.limit(kind) - self._count[kind])
+        return max(0, self.limit(kind) - self.count(kind))
 
     def can_acquire(self, kind: Resource) -> bool:
-        return self._count[kind] < self.limit(kind)
+        return self.count(kind) < self.limit(kind)
 
     def try_acquire(self, kind: Resource) -> bool:
         """Take one unit; at the limit count the overflow and return False (→ 503 UO)."""
-        if self._count[kind] < self.limit(kind):
-            self._count[kind] += 1
+        field = _FIELD[kind]
+        count = getattr(self, field)
+        if count < self.limit(kind):
+            setattr(self, field, count + 1)
             return True
         self.overflows[OVERFLOW_STAT[kind]] += 1
         return False
 
     def acquire(self, kind: Resource) -> None:
         """Take one unit regardless of the limit (a pool's first connection, as Envoy allows)."""
-        self._count[kind] += 1
+        field = _FIELD[kind]
+        setattr(self, field, getattr(self, field) + 1)
 
     def record_overflow(self, kind: Resource) -> None:
         self.overflows[OVERFLOW_STAT[kind]] += 1
 
     def release(self, kind: Resource) -> None:
-        if self._count[kind] <= 0:
+        field = _FIELD[kind]
+        count = getattr(self, field)
+        if count <= 0:
             raise RuntimeError(f"circuit breaker {kind.value}: release without acquire")
-        self._count[kind] -= 1
+        setattr(self, field, count - 1)
+
+    # -- the pool books' per-request calls: REQUESTS and PENDING_REQUESTS, no enum --------
+    def try_acquire_request(self) -> bool:
+        if self.requests < self.max_requests:
+            self.requests += 1
+            return True
+        self.overflows["upstream_rq_pending_overflow"] += 1  # OVERFLOW_STAT[REQUESTS], as Envoy
+        return False
+
+    def release_request(self) -> None:
+        if self.requests <= 0:
+            raise RuntimeError("circuit breaker requests: release without acquire")
+        self.requests -= 1
 
     def gauges(self) -> dict[str, int]:
         """`circuit_breakers.<priority>.*` gauges: open flags and remaining counts."""
@@ -166,7 +193,7 @@ class ResourceManager:
         return out
 
     def __repr__(self) -> str:
-        used = ", ".join(f"{k.value}={self._count[k]}/{self.limit(k)}" for k in Resource if k is not Resource.CONNECTION_POOLS)
+        used = ", ".join(f"{k.value}={self.count(k)}/{self.limit(k)}" for k in Resource if k is not Resource.CONNECTION_POOLS)
         return f"ResourceManager({self.thresholds.priority.name}: {used})"
 
 

@@ -71,6 +71,10 @@ class ConnState(enum.Enum):
     DRAINING = "draining"  # no new streams; closed when the last one ends
 
 
+# Module constants: looking a member up on an Enum class costs ~10x a global read.
+_CONNECTING, _READY, _DRAINING = ConnState.CONNECTING, ConnState.READY, ConnState.DRAINING
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ConnectionInfo:
     connection: int
@@ -84,12 +88,12 @@ class _Conn:
     __slots__ = ("id", "state", "active", "limit", "remaining", "idle_since")
 
     def __init__(self, cid: int, limit: int, remaining: int | None) -> None:
-        self.id, self.state, self.active = cid, ConnState.CONNECTING, 0
+        self.id, self.state, self.active = cid, _CONNECTING, 0
         self.limit, self.remaining, self.idle_since = limit, remaining, 0.0
 
     def capacity(self) -> int:
         """Streams this connection can take now (or, while connecting, once ready)."""
-        if self.state is ConnState.DRAINING:
+        if self.state is _DRAINING:
             return 0
         spare = self.limit - self.active
         return spare if self.remaining is None else min(spare, self.remaining)
@@ -122,7 +126,7 @@ class ConnectionPool:
         return [ConnectionInfo(c.id, c.state, c.active, c.limit, c.remaining) for c in self._conns.values()]
 
     def __repr__(self) -> str:
-        idle = sum(1 for c in self._conns.values() if c.state is ConnState.READY and c.active == 0)
+        idle = sum(1 for c in self._conns.values() if c.state is _READY and c.active == 0)
         return (f"[Requests: {len(self._active)} active, {len(self._queue)} queued | "
                 f"Connections: {len(self._conns) - idle} active, {idle} idle]")
 
@@ -147,7 +151,7 @@ class ConnectionPool:
             elif kind is ConnectionReady:
                 self._ready_event(conn, event.max_concurrent_streams, now, out)
             elif kind in (ConnectFailed, ConnectionClosed):
-                if conn.state is ConnState.CONNECTING:
+                if conn.state is _CONNECTING:
                     self._connect_failed(conn, getattr(event, "timeout", False), out)
                 else:
                     self._closed(conn, out)
@@ -160,6 +164,45 @@ class ConnectionPool:
                 raise TypeError(f"unknown pool event {event!r}")
         self._dispatch(out)
         self._open_as_needed(out)
+        return out
+
+    # -- the per-request fast paths (same books as handle(), no event or action objects) --
+    def assign_ready(self, request: Hashable) -> int:
+        """`handle(RequestArrived(request))` when it would only assign the request to a
+        ready connection (no queue, the requests breaker below its limit): updates the
+        books the same way and returns the connection id; 0 (books untouched) when
+        the general path is needed."""
+        ready = self._ready
+        if not ready or self._queue:
+            return 0
+        rm = self.resources
+        if rm is not None and rm.requests >= rm.max_requests:
+            return 0  # handle() counts the overflow and fails the request
+        if request in self._active:
+            raise ValueError(f"pool: request {request!r} is already known")
+        conn = next(reversed(ready.values()))
+        if rm is not None:
+            rm.requests += 1
+        conn.active += 1
+        remaining = conn.remaining
+        if remaining is not None:
+            conn.remaining = remaining = remaining - 1
+            if remaining == 0:
+                conn.state = _DRAINING
+        self._active[request] = conn
+        if self.host is not None:
+            self.host.request_started()
+        if conn.active >= conn.limit or remaining == 0 or conn.state is _DRAINING:  # capacity() <= 0
+            del ready[conn.id]
+        return conn.id
+
+    def request_finished(self, request: Hashable, close: bool, now: float) -> list[Action]:
+        """`handle(RequestFinished(request, close))` without the event object."""
+        out: list[Action] = []
+        self._finished(request, close, now, out)
+        if self._queue:
+            self._dispatch(out)
+            self._open_as_needed(out)
         return out
 
     def _arrived(self, request: Hashable, out: list[Action]) -> None:
@@ -180,10 +223,10 @@ class ConnectionPool:
             self._unqueue(request, out)
             return
         self._stream_done(conn)
-        if close and conn.state is not ConnState.DRAINING:
-            conn.state = ConnState.DRAINING
+        if close and conn.state is not _DRAINING:
+            conn.state = _DRAINING
             self._ready.pop(conn.id, None)
-        if conn.state is ConnState.DRAINING:
+        if conn.state is _DRAINING:
             if conn.active == 0:
                 self._close(conn, "connection_close" if close else "drained", out)
             return
@@ -205,7 +248,7 @@ class ConnectionPool:
         del self._queue[request]
         self._release(Resource.PENDING_REQUESTS)
         # Close connections still connecting that the queue no longer needs (newest first).
-        connecting = [c for c in self._conns.values() if c.state is ConnState.CONNECTING]
+        connecting = [c for c in self._conns.values() if c.state is _CONNECTING]
         capacity = sum(c.capacity() for c in connecting)
         for conn in reversed(connecting):
             if capacity - conn.capacity() < len(self._queue):
@@ -214,11 +257,11 @@ class ConnectionPool:
             self._close(conn, "excess", out)
 
     def _ready_event(self, conn: _Conn, peer_streams: int | None, now: float, out: list[Action]) -> None:
-        if conn.state is not ConnState.CONNECTING:
+        if conn.state is not _CONNECTING:
             return
         if peer_streams is not None:
             conn.limit = min(conn.limit, max(1, peer_streams))
-        conn.state = ConnState.READY
+        conn.state = _READY
         conn.idle_since = now
         self._update_ready(conn, mru=True)
 
@@ -242,12 +285,12 @@ class ConnectionPool:
         if not timeout:
             return
         for conn in list(self._conns.values()):
-            if conn.state is ConnState.READY and conn.active == 0 and now - conn.idle_since >= timeout:
+            if conn.state is _READY and conn.active == 0 and now - conn.idle_since >= timeout:
                 self._close(conn, "idle_timeout", out)
 
     def _drain_all(self, out: list[Action]) -> None:
         for conn in list(self._conns.values()):
-            if conn.state is ConnState.CONNECTING:
+            if conn.state is _CONNECTING:
                 if not self._queue:
                     self._close(conn, "drained", out)
             else:
@@ -256,14 +299,14 @@ class ConnectionPool:
     # -- mechanics ----------------------------------------------------------------------
     def _attach(self, request: Hashable, conn: _Conn, out: list[Action]) -> None:
         rm = self.resources
-        if rm is not None and not rm.try_acquire(Resource.REQUESTS):
+        if rm is not None and not rm.try_acquire_request():
             out.append(FailRequest(request, FailureReason.OVERFLOW))
             return
         conn.active += 1
         if conn.remaining is not None:
             conn.remaining -= 1
             if conn.remaining == 0:
-                conn.state = ConnState.DRAINING
+                conn.state = _DRAINING
         self._active[request] = conn
         if self.host is not None:
             self.host.request_started()
@@ -273,12 +316,13 @@ class ConnectionPool:
 
     def _stream_done(self, conn: _Conn) -> None:
         conn.active -= 1
-        self._release(Resource.REQUESTS)
+        if self.resources is not None:
+            self.resources.release_request()
         if self.host is not None:
             self.host.request_finished()
 
     def _update_ready(self, conn: _Conn, mru: bool) -> None:
-        if conn.state is ConnState.READY and conn.capacity() > 0:
+        if conn.state is _READY and conn.capacity() > 0:
             if mru:
                 self._ready.pop(conn.id, None)
             self._ready[conn.id] = conn
@@ -295,7 +339,7 @@ class ConnectionPool:
     def _open_as_needed(self, out: list[Action]) -> None:
         if not self._queue:
             return
-        connecting = sum(c.capacity() for c in self._conns.values() if c.state is ConnState.CONNECTING)
+        connecting = sum(c.capacity() for c in self._conns.values() if c.state is _CONNECTING)
         rm = self.resources
         while len(self._queue) > connecting:
             if rm is not None and not rm.try_acquire(Resource.CONNECTIONS):
@@ -312,7 +356,7 @@ class ConnectionPool:
             connecting += conn.capacity()
 
     def _drain(self, conn: _Conn, reason: str, out: list[Action]) -> None:
-        conn.state = ConnState.DRAINING
+        conn.state = _DRAINING
         self._ready.pop(conn.id, None)
         if conn.active == 0:
             self._close(conn, reason, out)

@@ -148,6 +148,7 @@ def _results(mode: str = "quick") -> dict:
             "pilot": {"services": 200, "clients": 20, "rounds": 2, "pinning": "pilot on CPU 1", "settings": "defaults",
                       "apply_services_s": 0.2, "registry_ready_s": 1.5, "pilot_cpu_load_services_s": 1.0,
                       "initial_sync_all_s": 1.2, "pilot_cpu_initial_sync_s": 1.0, "pilot_rss_mib": 98.0,
+                      "connect_batch": 10, "reconnects_total": 0,
                       "pilot_peak_rss_mib": 99.0,
                       **{k: {"rounds": [{"pilot_work": {"pushes": 1, "cds_n": 20, "cds_s": 4.0}}],
                              **{m: {"median": 1.0, "min": 0.9, "max": 1.1} for m in ("p50_s", "p99_s", "max_s", "pilot_cpu_s", "build_s")}}
@@ -176,12 +177,19 @@ def test_report_renders_every_section():
     assert "| envoy | 5,500 (5,000–6,000) |" in md and "40.0 → 48.8" in md
     assert "| plain-c16 | one hop | 0.45× |" in md
     assert "Pilot convergence: 200 services, 20 simulated sidecars" in md and "| 1,000 (900–1,100) |" in md
-    assert "cds 20 × 0.20 s" in md
+    assert "cds 20 × 0.20 s" in md and "20 sidecars connecting 10 at a time, all synced in 1.20 s" in md
     assert "| etcd | not available: etcd binary not found (Debian package etcd-server) |" in md
     assert "| ec-p256 | 2,600 | 690 | 43,000 | 6.0% |" in md
     assert "| `make bench-quick` finishes in under 3 minutes | 150 s | met |" in md
     assert "100 samples" in md
     json.dumps(res)  # the results stay JSON
+
+
+def test_report_names_the_parts_of_a_partial_run():
+    res = _results()
+    assert "Parts run" not in report.render_markdown(res)
+    res["parts"] = ["galley"]
+    assert "Parts run: galley (not the whole suite)." in report.render_markdown(res)
 
 
 def test_report_says_why_there_is_no_ratio():
@@ -273,3 +281,20 @@ def test_target_urls_per_protocol():
     t = Target("envoy", 10, 11, "echo:9080", "echo:9081")
     assert t.url(VARIANTS["plain-c16"]) == "http://127.0.0.1:10/" and t.host(VARIANTS["plain-c16"]) == "echo:9080"
     assert t.url(LoadSpec("x", protocol="h2")) == "http://127.0.0.1:11/" and t.host(VARIANTS["h2-c1x16"]) == "echo:9081"
+
+
+def test_proc_readings_of_a_process_tree():
+    import os
+    import subprocess
+    import sys
+
+    from bench import procs
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        assert child.pid in procs.tree(os.getpid())
+        assert procs.cpu_seconds(os.getpid()) > 0 and procs.rss_kib(os.getpid()) > 1000
+        assert procs.tree_cpu_seconds([]) == 0 and procs.cpu_seconds(2**22 + 7) == 0.0
+    finally:
+        child.kill()
+        child.wait()

@@ -212,20 +212,53 @@ def test_most_recently_used_connection_is_reused_first():
     assert p.handle(RequestArrived("c"), 3) == [Assign("c", 1)]  # 1 freed last; 2 may idle out
 
 
+def fast_paths(p: ConnectionPool, event, now: float) -> list:
+    """What the runtime does: `assign_ready` / `request_finished`, else `handle`."""
+    if type(event) is RequestArrived:
+        cid = p.assign_ready(event.request)
+        if cid:
+            return [Assign(event.request, cid)]
+    elif type(event) is RequestFinished:
+        return p.request_finished(event.request, event.close_connection, now)
+    return p.handle(event, now)
+
+
+def test_fast_paths_assign_an_idle_connection_or_leave_the_books_alone():
+    p = pool(max_requests=1)
+    assert p.assign_ready("r1") == 0  # no connection yet: the general path opens one
+    assert p.handle(RequestArrived("r1"), 0) == [OpenConnection(1)]
+    p.handle(ConnectionReady(1), 0)
+    assert p.request_finished("r1", False, 1) == []
+    assert p.assign_ready("r2") == 1
+    assert repr(p) == "[Requests: 1 active, 0 queued | Connections: 1 active, 0 idle]"
+    assert p.request_finished("r2", True, 2) == [CloseConnection(1, "connection_close")]
+    h2 = pool(H2, max_requests=1)
+    h2.handle(RequestArrived("a"), 0)
+    assert h2.handle(ConnectionReady(1), 0) == [Assign("a", 1)]  # one stream to spare, no request slot
+    assert h2.assign_ready("b") == 0 and h2.resources.overflows["upstream_rq_pending_overflow"] == 0
+    assert h2.handle(RequestArrived("b"), 0) == [FailRequest("b", FailureReason.OVERFLOW)]
+    assert h2.resources.overflows["upstream_rq_pending_overflow"] == 1
+
+
 class PoolMachine(RuleBasedStateMachine):
-    """Random event sequences keep the books consistent with the circuit breakers."""
+    """Random event sequences keep the books consistent with the circuit breakers, and
+    a twin pool driven through the fast paths keeps exactly the same books."""
+
+    SETTINGS = PoolSettings(PoolProtocol.HTTP2, max_concurrent_streams=3, max_requests_per_connection=5)
 
     def __init__(self):
         super().__init__()
-        self.p = pool(PoolSettings(PoolProtocol.HTTP2, max_concurrent_streams=3, max_requests_per_connection=5),
-                      max_connections=3, max_pending_requests=4, max_requests=6)
+        self.p = pool(self.SETTINGS, max_connections=3, max_pending_requests=4, max_requests=6)
+        self.twin = pool(self.SETTINGS, max_connections=3, max_pending_requests=4, max_requests=6)
         self.now = 0.0
         self.next_request = 0
         self.live: set[int] = set()
 
     def _run(self, event):
         self.now += 1
-        for action in self.p.handle(event, self.now):
+        actions = self.p.handle(event, self.now)
+        assert fast_paths(self.twin, event, self.now) == actions
+        for action in actions:
             if isinstance(action, FailRequest):
                 self.live.discard(action.request)
 
@@ -263,9 +296,22 @@ class PoolMachine(RuleBasedStateMachine):
         for c in p.connections():
             assert 0 <= c.active_streams <= c.stream_limit
 
+    @invariant()
+    def twin_keeps_the_same_books(self):
+        p, q = self.p, self.twin
+        assert repr(q) == repr(p) and q.connections() == p.connections()
+        assert [q.resources.count(k) for k in Resource] == [p.resources.count(k) for k in Resource]
+        assert q.resources.overflows == p.resources.overflows and q.host.active_requests == p.host.active_requests
+
+
+class Http1PoolMachine(PoolMachine):
+    SETTINGS = PoolSettings(PoolProtocol.HTTP1, max_requests_per_connection=3)
+
 
 TestPoolMachine = PoolMachine.TestCase
 TestPoolMachine.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+TestHttp1PoolMachine = Http1PoolMachine.TestCase
+TestHttp1PoolMachine.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
 
 
 def test_failure_reasons_map_to_envoy_response_flags():
