@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 import urllib.error
@@ -24,24 +23,13 @@ from typing import Iterator
 import pytest
 
 from tests.conftest import corpus_path
-from tests.helpers.procs import ISTHMUS
+from tests.helpers.procs import ISTHMUS, free_port_block
 
 SERVED_BY = re.compile(r"Reviews served by: ([a-z0-9-]+)")
 
 
 def _free_block(n: int) -> int:
-    for start in range(32000, 60000, 500):
-        ok = True
-        for p in range(start, start + n):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return start
-    raise RuntimeError("no free block of ports")
+    return free_port_block(n)
 
 
 @dataclass

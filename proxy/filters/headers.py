@@ -98,31 +98,35 @@ def is_internal(ip: str) -> bool:
     return any(a.version == n.version and a in n for n in _INTERNAL_NETS)
 
 
-_RANDOM = bytearray()
+_HEX = b""  # random hex digits from one urandom read (one syscall per 2 KiB of randomness)
+_HEX_AT = 0
 
 
-def _random(n: int) -> bytearray:
-    """n random bytes from a pooled urandom read (one syscall per 4 KiB)."""
-    global _RANDOM
-    if len(_RANDOM) < n:
-        _RANDOM = bytearray(os.urandom(4096))
-    b = _RANDOM[-n:]
-    del _RANDOM[-n:]
-    return b
+def _random_hex(n: int) -> bytes:
+    """n random lowercase hex digits (CSPRNG), sliced from the pooled read."""
+    global _HEX, _HEX_AT
+    start = _HEX_AT
+    end = start + n
+    if end > len(_HEX):
+        _HEX = os.urandom(2048).hex().encode()
+        start, end = 0, n
+    _HEX_AT = end
+    return _HEX[start:end]
+
+
+# UUID4 variant: the high bits of byte 8 are 10, so its first hex digit is one of 8 9 a b.
+_VARIANT = {digit: b"89ab"[int(chr(digit), 16) & 3:][:1] for digit in b"0123456789abcdef"}
 
 
 def new_request_id() -> bytes:
-    """A UUID4."""
-    b = _random(16)
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex().encode()
-    return b"%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+    """A UUID4 (random, version 4, RFC 4122 variant)."""
+    h = _random_hex(32)
+    return b"%s-%s-4%s-%s%s-%s" % (h[:8], h[8:12], h[13:16], _VARIANT[h[16]], h[17:20], h[20:])
 
 
 def new_traceparent(sampled: bool) -> bytes:
-    raw = _random(24).hex().encode()
-    return b"00-%s-%s-%s" % (raw[:32], raw[32:], b"01" if sampled else b"00")
+    h = _random_hex(48)
+    return b"00-%s-%s-%s" % (h[:32], h[32:], b"01" if sampled else b"00")
 
 
 # Request headers the HCM looks at, found in one pass: name → kind.
@@ -132,6 +136,8 @@ _KINDS.update({XFF: _XFF, XFP: _XFP, XRID: _XRID, XFCC: _XFCC, TRACEPARENT: _TRA
                b"content-type": _CTYPE, b"grpc-timeout": _GRPC_TIMEOUT, b"x-envoy-peer-metadata": _PEER_MD,
                b"x-envoy-peer-metadata-id": _PEER_ID})
 _KINDS.update({k: _ENVOY for k in ENVOY_CONTROL if k not in _KINDS})
+_HOP_BIT, _TRACE_BIT, _ENVOY_BIT = 1 << _HOP, 1 << _TRACE, 1 << _ENVOY
+_PEER_BITS = (1 << _PEER_MD) | (1 << _PEER_ID)
 GRPC = b"application/grpc"
 
 
@@ -161,8 +167,8 @@ def prepare_request(stream, hcm) -> list:
                 stream.grpc_timeout = v
             elif t == _PEER_MD:
                 peer_md = v
-    headers = strip_hop_by_hop(original, stream.upgrade is not None) if found & (1 << _HOP) else list(original)
-    if found & ((1 << _PEER_MD) | (1 << _PEER_ID)):
+    headers = strip_hop_by_hop(original, stream.upgrade is not None) if found & _HOP_BIT else list(original)
+    if found & _PEER_BITS:
         headers = [(k, v) for k, v in headers if k != b"x-envoy-peer-metadata" and k != b"x-envoy-peer-metadata-id"]
     info = stream.conn.info
     cfg = hcm.config
@@ -175,7 +181,7 @@ def prepare_request(stream, hcm) -> list:
             headers = set_header(headers, INTERNAL, b"true")
         else:
             edge = True
-            if found & (1 << _ENVOY):
+            if found & _ENVOY_BIT:
                 headers = [(k, v) for k, v in headers if k not in ENVOY_CONTROL]
             if hcm.internal_only:
                 headers = [(k, v) for k, v in headers if k.decode() not in hcm.internal_only]
@@ -203,7 +209,7 @@ def prepare_request(stream, hcm) -> list:
                 headers = set_header(headers, XFCC, xfcc + b"," + mine)
             else:
                 headers = set_header(headers, XFCC, mine)
-    if hcm.tracing is not None and not found & (1 << _TRACE):
+    if hcm.tracing is not None and not found & _TRACE_BIT:
         headers.append((TRACEPARENT, new_traceparent(random.random() * 100.0 < hcm.sample_percent)))
     if not hcm.outbound:
         stream.peer = hcm.peer_labels(peer_md, info.peer)

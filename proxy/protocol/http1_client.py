@@ -31,7 +31,7 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from .events import (CANCEL, ConnectionClosed, Data, Event, Headers, RequestHead,
                      ResponseHead, StreamReset, Trailers)
-from .http1_common import (CHUNKED, FIXED, NO_BODY, TUNNEL, Http1Base,
+from .http1_common import (CHUNKED, FIXED, NO_BODY, TUNNEL, V11, Http1Base,
                            LocalProtocolError, Reject, http_version)
 from .limits import DEFAULT_HTTP1_LIMITS, Http1Limits
 
@@ -220,7 +220,11 @@ class Http1ClientConnection(Http1Base):
             if rest:
                 self._events.append(Data(self._sid, rest, False))
         else:
-            self._after_feed()
+            if self._in_head:  # _after_feed, inlined
+                if self._head_raw > self._max_raw:
+                    raise Reject(431, "headers size exceeds limit")
+            elif self._quiet > self._max_raw:
+                raise Reject(431, "trailers size exceeds limit")
 
     def _eof(self) -> list[Event]:
         self._closed = True
@@ -246,8 +250,10 @@ class Http1ClientConnection(Http1Base):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._quiet = 0
-        self._extra = len(self._reason)
-        self._check_headers("headers")
+        max_bytes = self._max_bytes
+        if len(self._headers) > self._max_count or self._head_raw > max_bytes or self._fed > max_bytes:
+            self._extra = len(self._reason)  # the limits could be exceeded: count exactly
+            self._check_headers("headers")
         self._head_raw = self._extra = 0
         parser = self._parser
         status = parser.get_status_code()
@@ -275,7 +281,8 @@ class Http1ClientConnection(Http1Base):
         chunked = end_stream = False
         if te is not None and te.lower() != b"chunked":
             raise Reject(502, "unsupported transfer encoding")
-        version = http_version(parser)
+        text = parser.get_http_version()
+        version = V11 if text == "1.1" else http_version(parser)
         if status == 101 or (kind == _CONNECT and status < 300):
             if status == 101 and kind != _UPGRADE:
                 raise Reject(502, "101 without an upgrade request")

@@ -34,7 +34,8 @@ _STATUS_LINES = {
     status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
     for status in HTTPStatus
 }
-_VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
+V11 = b"1.1"
+_VERSIONS = {"1.1": V11, "1.0": b"1.0"}
 
 
 def status_line(status: int) -> bytes:

@@ -40,7 +40,7 @@ from .events import (CANCEL, ConnectionClosed, Data, Event, Headers, ProtocolErr
                      RequestHead, ResponseHead, StreamReset, Trailers)
 from .headers import AUTHORITY_CHARS, split_absolute_form
 from .http1_common import (CHUNKED, CONTINUE_100, FIXED, NO_BODY, TUNNEL, UNTIL_CLOSE,
-                           Http1Base, LocalProtocolError, Reject, header_block,
+                           V11, Http1Base, LocalProtocolError, Reject, header_block,
                            http_version, status_line)
 from .limits import DEFAULT_HTTP1_LIMITS, Http1Limits
 
@@ -150,7 +150,11 @@ class Http1ServerConnection(Http1Base):
                 if not data:
                     return
             else:
-                self._after_feed()
+                if self._in_head:  # _after_feed, inlined
+                    if self._head_raw > self._max_raw:
+                        raise Reject(431, "headers size exceeds limit")
+                elif self._quiet > self._max_raw:
+                    raise Reject(431, "trailers size exceeds limit")
                 return
 
     def _ignore_upgrade(self) -> None:
@@ -192,19 +196,26 @@ class Http1ServerConnection(Http1Base):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._quiet = 0
-        self._extra = len(self._url)
-        self._check_headers("headers")
+        headers = self._headers
+        max_bytes = self._max_bytes
+        if len(headers) > self._max_count or self._head_raw > max_bytes or self._fed > max_bytes:
+            self._extra = len(self._url)  # the limits could be exceeded: count exactly
+            self._check_headers("headers")
         self._head_raw = self._extra = 0
         parser = self._parser
-        version = http_version(parser)
-        http10 = version == b"1.0"
-        if http10:
-            if not self._limits.accept_http_10:
-                raise Reject(426, "HTTP/1.0 not accepted")
-        elif version != b"1.1":
-            raise Reject(505 if version >= b"2" else 400, "unsupported HTTP version")
+        text = parser.get_http_version()
+        if text == "1.1":
+            version = V11
+            http10 = False
+        else:
+            version = http_version(parser)
+            http10 = version == b"1.0"
+            if http10:
+                if not self._limits.accept_http_10:
+                    raise Reject(426, "HTTP/1.0 not accepted")
+            else:
+                raise Reject(505 if version >= b"2" else 400, "unsupported HTTP version")
         method = parser.get_method()
-        headers = self._headers
         host = te = upgrade = cl = None
         expect = False
         for name, value in headers:

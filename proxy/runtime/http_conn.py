@@ -196,14 +196,12 @@ class HttpConnection:
             self.header_timer = None
         self.requests += 1
         hcm = self.hcm
-        stats = hcm.stats
-        stats.downstream_rq_http2_total.value += 1 if self.is_h2 else 0
-        if not self.is_h2:
-            stats.downstream_rq_http1_total.value += 1
         s = Stream(self, head)
         if self.is_h2:
+            hcm.stats.downstream_rq_http2_total.value += 1
             self.streams[head.stream_id] = s
         else:
+            hcm.stats.downstream_rq_http1_total.value += 1
             self.stream = s
             if head.expect_continue and not hcm.config.proxy_100_continue:
                 self.write(self.codec.send_continue())

@@ -61,7 +61,8 @@ class Stream:
     # -- request side ---------------------------------------------------------------
     def begin(self) -> None:
         hcm = self.hcm
-        hcm.refresh()
+        if hcm.rt.generation is not hcm.gen:
+            hcm.refresh()
         head = self.head
         if hcm.underscores != "allow" and any(b"_" in k for k, _ in head.headers):
             if hcm.underscores == "reject_request":  # Envoy: 400, and the connection is closed

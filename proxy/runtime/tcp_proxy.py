@@ -164,9 +164,13 @@ class TcpSession:
                     client = self.rt.tls.client(info.tls, cluster.snapshot_secrets)
                     ctx, sni = client.context, client.sni
                 host = info.host
+                # upstream_bind_config: inbound passthrough leaves from 127.0.0.6 so the
+                # iptables rules do not capture it again (as Envoy does).
+                local = (cluster.config.source_address, cluster.config.source_port) if cluster.config.source_address else None
                 transport, proto = await asyncio.wait_for(self.loop.create_connection(
                     lambda: _Upstream(self), host.address, host.port, ssl=ctx,
-                    server_hostname=(sni or "") if ctx is not None else None), cluster.config.connect_timeout)
+                    server_hostname=(sni or "") if ctx is not None else None, local_addr=local),
+                    cluster.config.connect_timeout)
                 if client is not None:
                     reason = client.verify(transport.get_extra_info("ssl_object"))
                     if reason is not None:

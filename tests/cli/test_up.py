@@ -6,7 +6,7 @@ import os
 import socket
 import subprocess
 
-from tests.helpers.procs import ISTHMUS, free_port
+from tests.helpers.procs import ISTHMUS, free_port_block
 
 
 def _cli(*args: str, env: dict) -> subprocess.CompletedProcess:
@@ -14,21 +14,7 @@ def _cli(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 
 def _free_block(n: int = 8) -> int:
-    for _ in range(50):
-        base = free_port()
-        if base + n > 65000:
-            continue
-        ok = True
-        for p in range(base, base + n):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port block")
+    return free_port_block(n)
 
 
 def test_up_detach_status_apply_down(tmp_path):

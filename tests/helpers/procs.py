@@ -69,3 +69,28 @@ def tcp_ready(port: int, host: str = "127.0.0.1") -> Callable[[], bool]:
             return False
 
     return check
+
+
+def free_port_block(n: int) -> int:
+    """The first port of `n` consecutive free loopback ports, below the kernel's
+    ephemeral range (so no outgoing connection can take one of them meanwhile)."""
+    import random
+
+    try:
+        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    starts = list(range(21000, low - n, 200))
+    random.shuffle(starts)  # concurrent runs rarely pick the same block
+    for start in starts:
+        ok = True
+        for p in range(start, start + n):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return start
+    raise RuntimeError(f"no block of {n} free ports below {low}")

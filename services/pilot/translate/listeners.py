@@ -148,6 +148,9 @@ def _virtual_inbound(proxy: Proxy, push: PushContext) -> listener_pb2.Listener:
     chains: list[listener_components_pb2.FilterChain] = []
     for wp in proxy.ports:
         chains.extend(_inbound_chains(wp, proxy, push, match_port=True))
+    # The catch-all is a filter chain with no destination port, not the listener's default
+    # chain: a port with its own chains (e.g. STRICT: TLS only) then never falls through
+    # to passthrough — a plaintext connection to it matches nothing and is closed.
     passthrough = listener_components_pb2.FilterChain(
         name="virtualInbound-catchall",
         filters=[_tcp_proxy(naming.INBOUND_PASSTHROUGH_CLUSTER, naming.INBOUND_PASSTHROUGH_CLUSTER, proxy, push)],
@@ -156,8 +159,7 @@ def _virtual_inbound(proxy: Proxy, push: PushContext) -> listener_pb2.Listener:
         name=naming.VIRTUAL_INBOUND,
         address=_address("0.0.0.0", proxy.inbound_port),
         listener_filters=[_original_dst(), _tls_inspector()],
-        filter_chains=chains,
-        default_filter_chain=passthrough,
+        filter_chains=[*chains, passthrough],
         # Not use_original_dst: inbound must stay on this listener (its chains match the
         # original destination port); handing off would reach outbound 0.0.0.0_PORT.
         traffic_direction=base_pb2.INBOUND,

@@ -90,7 +90,9 @@ def test_iptables_mode_virtual_listeners_and_per_port_listeners():
     vi = ls["virtualInbound"]
     assert vi.address.socket_address.port_value == 15006
     assert not vi.HasField("use_original_dst")  # inbound stays on virtualInbound (as Istio)
-    assert {c.filter_chain_match.destination_port.value for c in vi.filter_chains} == {9080}
+    assert {c.filter_chain_match.destination_port.value for c in vi.filter_chains} == {9080, 0}
+    # the catch-all is a port-less chain, never the default chain (STRICT ports must not fall through)
+    assert vi.filter_chains[-1].name == "virtualInbound-catchall" and not vi.HasField("default_filter_chain")
     tcp = MessageToDict(ls["0.0.0.0_3306"].filter_chains[0].filters[0].typed_config)
     assert tcp["cluster"] == "outbound|3306||mysqldb.default.svc.cluster.local"
 

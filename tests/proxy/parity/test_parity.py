@@ -104,13 +104,9 @@ REQUESTS = [
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    import socket
-
     backends = {n: Backend(n).start() for n in ("reviews-v1", "reviews-v2")}
     failing = Backend("reviews-failing", fail_status=503).start()
-    with socket.socket() as s:  # a port with nothing listening
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = 1  # tcpmux: nothing listens there, and no test can take it meanwhile
     m = LocalMesh(tmp_path_factory.mktemp("parity")).start_control_plane()
     try:
         m.apply(CONFIG.format(v1=backends["reviews-v1"].port, v2=backends["reviews-v2"].port, closed=closed, failing=failing.port))

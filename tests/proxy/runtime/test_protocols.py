@@ -76,7 +76,7 @@ async def _read_ws_frame(reader: asyncio.StreamReader) -> bytes:
     return await reader.readexactly(n)
 
 
-def _enable_websocket(listeners, clusters) -> None:
+def _set_websocket(listeners, enabled: bool) -> None:
     from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
     for lis in listeners:
         for chain in lis.filter_chains:
@@ -84,8 +84,18 @@ def _enable_websocket(listeners, clusters) -> None:
                 if f.typed_config.type_url.endswith("HttpConnectionManager"):
                     hcm = hcm_pb2.HttpConnectionManager()
                     f.typed_config.Unpack(hcm)
-                    hcm.upgrade_configs.add(upgrade_type="websocket")
+                    del hcm.upgrade_configs[:]
+                    if enabled:
+                        hcm.upgrade_configs.add(upgrade_type="websocket")
                     f.typed_config.Pack(hcm)
+
+
+def _enable_websocket(listeners, clusters) -> None:
+    _set_websocket(listeners, True)
+
+
+def _disable_websocket(listeners, clusters) -> None:
+    _set_websocket(listeners, False)
 
 
 async def test_websocket_upgrade_echo():
@@ -118,7 +128,7 @@ async def test_websocket_upgrade_echo():
 
 async def test_websocket_refused_without_upgrade_config():
     b = await Backend("plain").start()
-    snap, ports = build_snapshot(service_entry("backend", b.port))
+    snap, ports = build_snapshot(service_entry("backend", b.port), mutate=_disable_websocket)
     try:
         async with dataplane(snap):
             c = await RawClient.connect(ports["http_proxy"])
