@@ -7,8 +7,8 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 # Debian packages the test suite drives for real.
-APT_PACKAGES := etcd-server openssl curl
-APT_BINARIES := etcd openssl curl
+APT_PACKAGES := etcd-server openssl curl iptables iproute2
+APT_BINARIES := etcd openssl curl iptables ip
 
 .PHONY: up test venv system-deps protos schema check-generated clean bench bench-quick
 
