@@ -397,10 +397,16 @@ static_resources:
 """
 
 
+def proc_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tck, int(fields[12]) / tck
+
+
 def proc_cpu(pid: int) -> float:
     """User+system CPU seconds of a process (Linux /proc)."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(proc_times(pid))
 
 
 def envoy_sidecar_bootstrap(backend_port: int, proxy_port: int, access_log: bool) -> str:
@@ -496,12 +502,15 @@ def main() -> None:
         time.sleep(0.5)
     try:
         if args.wrk and shutil.which("wrk"):
-            cpu0 = proc_cpu(envoy.pid) if envoy is not None else 0.0
-            out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{int(args.seconds)}s", "-H", f"Host: {HOST}",
+            t0 = proc_times(envoy.pid) if envoy is not None else (0.0, 0.0)
+            cpu0 = sum(t0)
+            out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{int(args.seconds)}s", "--latency", "-H", f"Host: {HOST}",
                                   f"http://127.0.0.1:{proxy_port}/bench"], capture_output=True, text=True).stdout
             print(out)
             if envoy is not None:
+                t1 = proc_times(envoy.pid)
                 cpu.value = proc_cpu(envoy.pid) - cpu0
+                print(f"  proxy user {t1[0] - t0[0]:.2f} s, system {t1[1] - t0[1]:.2f} s")
             time.sleep(0.5)
             import re
             m = re.search(r"Requests/sec:\s+([\d.]+)", out)

@@ -105,6 +105,13 @@ class Stream:
             return
         self.vhost, route = hit
         self.route = route
+        require_tls = self.vhost.require_tls
+        if require_tls != "none" and not self.conn.info.tls and (
+            require_tls == "all" or self.header_str("x-envoy-internal") != "true"
+        ):
+            # Envoy's VirtualHost.require_tls (Gateway httpsRedirect): 301 to https, same host and path.
+            self.local_reply(301, b"", 0, "tls_required", headers=[(b"location", f"https://{authority}{target}".encode())])
+            return
         if self.upgrade is not None and not self._upgrade_allowed():
             hcm.stats.downstream_rq_ws_on_non_ws_route.value += 1
             self.local_reply(403, b"", 0, "upgrade_failed")

@@ -261,10 +261,7 @@ def test_bookinfo_gateway_exposes_productpage_paths(gw):
     assert curl(gw.url(8080, "/productpage/x")).status == 404  # exact match only
 
 
-def test_http_server_with_https_redirect_answers_301(gw, request):
-    if gw.engine == "python":
-        request.applymarker(pytest.mark.xfail(reason="the Python data plane compiles VirtualHost.require_tls but does "
-                                                     "not act on it yet (proxy/runtime)", strict=False))
+def test_http_server_with_https_redirect_answers_301(gw):
     res = curl(f"http://simple.example.com:{gw.port(80)}/a?b=c", resolve=("simple.example.com", gw.port(80)))
     assert res.status == 301, res.headers
     location = next(line.split(":", 1)[1].strip() for line in res.headers.splitlines() if line.lower().startswith("location:"))
