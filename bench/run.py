@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--services", type=int, help="ServiceEntries for pilot convergence")
     parser.add_argument("--clients", type=int, help="simulated sidecars for pilot convergence")
     parser.add_argument("--profile-seconds", type=float, help="py-spy the python proxy under load (0: off)")
+    parser.add_argument("--keep", action="store_true", help="keep the run directory (logs, access logs) afterwards")
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "latest.json")
     parser.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
     args = parser.parse_args(argv)
@@ -117,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(REPO)
     started = time.monotonic()
     log = lambda text: print(text, flush=True)  # noqa: E731
+    run_dir = Path(tempfile.mkdtemp(prefix="isthmus-bench-"))
     pin = Pinning.detect()
     results: dict = {"schema": 1, "mode": plan.mode, "parts": list(parts), "machine": machine.describe(),
                      "loadavg_before": loadavg(), "pinning": pin.note}
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             from bench import dataplane
 
             dp = dataplane.run(scenarios, plan.variants, plan.seconds, plan.rounds, log,
-                               profile_seconds=plan.profile_seconds)
+                               profile_seconds=plan.profile_seconds, run_dir=run_dir / "dataplane")
             rows = [report.sample_row(s) for s in dp.samples]
             summary = report.summarize_dataplane(rows)
             ran_variants = tuple(v for v in dp.variants if v in summary)
@@ -154,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             from bench import controlplane
 
             try:
-                cp["pilot"] = controlplane.pilot_convergence(plan.services, plan.clients, plan.cp_rounds, log)
+                cp["pilot"] = controlplane.pilot_convergence(plan.services, plan.clients, plan.cp_rounds, log,
+                                                              run_dir=run_dir / "pilot")
             except Exception as exc:  # noqa: BLE001 - recorded; the other parts still run
                 cp["pilot"] = {"unavailable": str(exc).splitlines()[0][:300]}
                 log(f"pilot convergence failed: {cp['pilot']['unavailable']}")
@@ -163,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             from bench import galley
 
             log("galley: applies per second and watch fan-out")
-            cp["galley"] = galley.galley_bench(plan.galley_seconds, 100, plan.fanout_events, log)
+            cp["galley"] = galley.galley_bench(plan.galley_seconds, 100, plan.fanout_events, log, run_dir=run_dir / "galley")
             lap("galley")
         if "citadel" in parts:
             from bench import controlplane
@@ -183,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     args.markdown.write_text(report.render_markdown(results))
     log(f"\nwrote {args.results} and {args.markdown} in {results['duration_s']:.0f} s "
         f"({', '.join(f'{k} {v:.0f} s' for k, v in part_seconds.items())})")
+    if args.keep:
+        log(f"run directory kept: {run_dir}")
+    else:  # the proxies' access logs of a full run take gigabytes
+        shutil.rmtree(run_dir, ignore_errors=True)
     return 0
 
 

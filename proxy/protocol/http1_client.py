@@ -173,9 +173,17 @@ class Http1ClientConnection(Http1Base):
                 if self._in_head and self._pending and self._pending[0][1] in (_HEAD, _CONNECT):
                     data = self._head_only(data)
                     continue
-                feed = self._guard(data)
-                if feed is not None:
-                    self._feed(feed)
+                if self._held or self._line_open:
+                    feed = self._guard(data)
+                    if feed is not None:
+                        self._feed(feed)
+                else:  # _guard's common cases, inlined
+                    if self._in_head:
+                        self._head_raw += len(data)
+                        self._line_open = data[-1] != 10
+                    else:
+                        self._quiet += len(data)
+                    self._feed(data)
                 break
         except (HttpParserError, Reject) as exc:
             err = self._parse_error(exc, 502, self._sid or None)

@@ -127,9 +127,17 @@ class Http1ServerConnection(Http1Base):
             return [Data(self._stream_id, data, False)]
         events = self._events = []
         try:
-            feed = self._guard(data)
-            if feed is not None:
-                self._feed(feed)
+            if self._held or self._line_open:
+                feed = self._guard(data)
+                if feed is not None:
+                    self._feed(feed)
+            else:  # _guard's common cases, inlined: a whole line (or more), or body bytes
+                if self._in_head:
+                    self._head_raw += len(data)
+                    self._line_open = data[-1] != 10
+                else:
+                    self._quiet += len(data)
+                self._feed(data)
         except (HttpParserError, Reject) as exc:
             events.append(self._fail(exc))
         return events

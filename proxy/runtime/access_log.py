@@ -16,7 +16,7 @@ import os
 import sys
 
 from isthmus.proxy.config.access_log import AccessLogConfig, JsonFormat
-from isthmus.proxy.runtime.formatter import compile_template
+from isthmus.proxy.runtime.formatter import compile_json_format, compile_template, compile_text_format
 
 FLUSH_BYTES = 64 * 1024
 
@@ -109,8 +109,16 @@ _dumps = _make_dumps()
 
 
 def _json_encoder(fmt: JsonFormat, omit_empty: bool):
-    """A function ctx → the JSON object text. The values are gathered into a dict
-    (in the format's key order) and encoded by json's C encoder in one call."""
+    """A function ctx → the JSON object text: for a flat format that keeps empty
+    values (Istio's), one generated function (formatter.compile_json_format); else
+    the values are gathered into a dict (in the format's key order) and encoded by
+    json's C encoder in one call."""
+    if not omit_empty and not any(isinstance(v, JsonFormat) for _, v in fmt.fields):
+        from json.encoder import encode_basestring_ascii
+
+        line = compile_json_format(list(fmt.fields), encode_basestring_ascii, _dumps)
+        if line is not None:
+            return line
     build = _json_builder(fmt, omit_empty)
     dumps = _dumps
     return lambda ctx: dumps(build(ctx))
@@ -148,7 +156,7 @@ class Logger:
     def __init__(self, config: AccessLogConfig, sinks: Sinks) -> None:
         self.sink = sinks.get(config.path)
         self._omit = config.omit_empty_values
-        self._text = compile_template(config.text) if config.text is not None else None
+        self._text = compile_text_format(config.text) if config.text is not None else None
         self._json = _json_encoder(config.json, self._omit) if config.json is not None else None
 
     def format(self, ctx) -> bytes:

@@ -26,16 +26,23 @@ _HOSTNAME = socket.gethostname()
 
 
 _SECOND: list = [-1, ""]  # the last second formatted, and its text
+_MILLI: list = [-1, ""]  # the last millisecond formatted, and its text (many requests share one)
 
 
 def _start_time(fmt: str | None) -> Getter:
     if not fmt:
         def default(c) -> str:
             t = c.start_wall
+            ms = int(t * 1000)
+            if ms == _MILLI[0]:
+                return _MILLI[1]
             sec = int(t)
             if sec != _SECOND[0]:
                 _SECOND[0], _SECOND[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-            return "%s.%03dZ" % (_SECOND[1], int(t * 1000) % 1000)
+            text = "%s.%03dZ" % (_SECOND[1], ms % 1000)
+            if int(ms / 1000) == sec:  # the same second as the cached text (always, but for float rounding)
+                _MILLI[0], _MILLI[1] = ms, text
+            return text
         return default
     if fmt == "%s":
         return lambda c: str(int(c.start_wall))
@@ -259,3 +266,128 @@ def compile_template(template: Template) -> Getter:
 
 def text(value) -> str:
     return "-" if value is None else str(value)
+
+
+# -- whole formats compiled into one function (access logs) --------------------------------
+#
+# A log line evaluates ~25 operators per request; calling one closure per operator and
+# dispatching on each value's type is most of its cost. `compile_text_format` and
+# `compile_json_format` generate one Python function per format instead: simple
+# operators become attribute reads inlined in it, single-name header operators a
+# lookup in the header map fetched once, the rest call their usual getter. Values
+# (and so output) are exactly those of `operator_getter`.
+
+# Operators that are one expression over the context `c` (as in _SIMPLE).
+_INLINE = {
+    "PROTOCOL": "c.protocol",
+    "UPSTREAM_PROTOCOL": "c.upstream_protocol",
+    "RESPONSE_CODE": "c.status",
+    "RESPONSE_CODE_DETAILS": "(c.details or None)",
+    "CONNECTION_TERMINATION_DETAILS": "None",
+    "RESPONSE_FLAGS": "flags_string(c.flags)",
+    "RESPONSE_FLAGS_LONG": "flags_string(c.flags)",
+    "BYTES_RECEIVED": "c.bytes_in",
+    "BYTES_SENT": "c.bytes_out",
+    "UPSTREAM_CLUSTER": "(c.cluster_name or None)",
+    "UPSTREAM_CLUSTER_RAW": "(c.cluster_name or None)",
+    "UPSTREAM_LOCAL_ADDRESS": "(c.upstream_local or None)",
+    "UPSTREAM_TRANSPORT_FAILURE_REASON": "(c.transport_failure or None)",
+    "UPSTREAM_REQUEST_ATTEMPT_COUNT": "c.attempts",
+    "ROUTE_NAME": "(c.route_name or None)",
+}
+_HEADER_MAP = {"REQ": 0, "RESP": 1, "TRAILER": 2}
+
+
+def _value_statements(ops: list[Operator], ns: dict) -> tuple[list[str], list[bool]]:
+    """Statements setting x0..xN to the operators' values over `c`; and, per value,
+    whether it is known to be a str or None (header values)."""
+    lines: list[str] = []
+    is_text: list[bool] = []
+    maps: dict[int, str] = {}
+    for i, op in enumerate(ops):
+        x = f"x{i}"
+        expr = _INLINE.get(op.command) if op.max_length is None else None
+        text = False
+        which = _HEADER_MAP.get(op.command)
+        if expr is None and which is not None and op.max_length is None and len(op.args) == 1 and op.args[0][:1] != ":":
+            m = maps.get(which)
+            if m is None:
+                m = maps[which] = f"h{which}"
+                lines.append(f"{m} = c.header_map({which})")
+            ns[f"k{i}"] = op.args[0].encode("latin-1")
+            lines.append(f"{x} = {m}.get(k{i})")
+            lines.append(f"{x} = {x}.decode('latin-1') if {x} is not None else None")
+            text = True
+        elif expr is not None:
+            lines.append(f"{x} = {expr}")
+        else:
+            ns[f"g{i}"] = operator_getter(op)
+            lines.append(f"{x} = g{i}(c)")
+        is_text.append(text)
+    return lines, is_text
+
+
+def _build(name: str, body: list[str], ns: dict) -> Getter:
+    src = f"def {name}(c):\n" + "".join(f"    {line}\n" for line in body)
+    ns["flags_string"] = flags_string
+    exec(compile(src, f"<access log format {name}>", "exec"), ns)  # noqa: S102 - our own generated source
+    return ns[name]
+
+
+def compile_text_format(template: Template) -> Getter:
+    """Like `compile_template` for a log line: ctx → the line (str; "-" for a missing
+    value), or the operator's own value when the template is that one operator."""
+    if len(template) < 2:
+        return compile_template(template)
+    ops = [p for p in template if not isinstance(p, str)]
+    ns: dict = {}
+    lines, _ = _value_statements(ops, ns)
+    fmt, n = [], 0
+    for p in template:
+        if isinstance(p, str):
+            fmt.append(p.replace("%", "%%"))
+        else:
+            lines.append(f"x{n} = '-' if x{n} is None else str(x{n})")
+            fmt.append("%s")
+            n += 1
+    ns["FMT"] = "".join(fmt)
+    lines.append("return FMT % (" + "".join(f"x{i}, " for i in range(n)) + ")")
+    return _build("text_line", lines, ns)
+
+
+def compile_json_format(fields: list[tuple[str, Any]], encode_str, encode_any) -> Getter | None:
+    """ctx → the JSON object text for a flat map of key → Template or literal, with
+    the formatting of access_log's JSON encoder: None is null, str via
+    `encode_str` (json's ASCII string encoder), int via str(), anything else via
+    `encode_any`. Keys are encoded once, here."""
+    ops: list[Operator] = []
+    slots: list[tuple[str, str | None]] = []  # (key JSON, literal JSON or None for the next operator)
+    ns: dict = {"E": encode_str, "J": encode_any}
+    for key, value in fields:
+        if isinstance(value, tuple) and len(value) == 1 and not isinstance(value[0], str):
+            slots.append((encode_str(key), None))
+            ops.append(value[0])
+        elif isinstance(value, tuple):
+            literal = compile_template(value)(None) if all(isinstance(p, str) for p in value) else None
+            if literal is None:
+                return None  # a mixed template: not worth inlining
+            slots.append((encode_str(key), encode_str(literal)))
+        else:
+            slots.append((encode_str(key), encode_any(value)))
+    lines, is_text = _value_statements(ops, ns)
+    fmt, n = [], 0
+    for key, literal in slots:
+        if literal is not None:
+            fmt.append(f"{key}:{literal}".replace("%", "%%"))
+            continue
+        x = f"x{n}"
+        if is_text[n]:
+            lines.append(f"{x} = 'null' if {x} is None else E({x})")
+        else:
+            lines.append(f"{x} = 'null' if {x} is None else E({x}) if {x}.__class__ is str else "
+                         f"str({x}) if {x}.__class__ is int else J({x})")
+        fmt.append(key.replace("%", "%%") + ":%s")
+        n += 1
+    ns["FMT"] = "{" + ",".join(fmt) + "}"
+    lines.append("return FMT % (" + "".join(f"x{i}, " for i in range(n)) + ")")
+    return _build("json_line", lines, ns)
