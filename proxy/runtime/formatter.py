@@ -26,7 +26,7 @@ _HOSTNAME = socket.gethostname()
 
 
 _SECOND: list = [-1, ""]  # the last second formatted, and its text
-_MILLI: list = [-1, ""]  # the last millisecond formatted, and its text (many requests share one)
+_MILLI: list = [-1, -1, ""]  # the last (millisecond, second) formatted, and its text (many requests share one)
 
 
 def _start_time(fmt: str | None) -> Getter:
@@ -34,14 +34,13 @@ def _start_time(fmt: str | None) -> Getter:
         def default(c) -> str:
             t = c.start_wall
             ms = int(t * 1000)
-            if ms == _MILLI[0]:
-                return _MILLI[1]
             sec = int(t)
+            if ms == _MILLI[0] and sec == _MILLI[1]:
+                return _MILLI[2]
             if sec != _SECOND[0]:
                 _SECOND[0], _SECOND[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
             text = "%s.%03dZ" % (_SECOND[1], ms % 1000)
-            if int(ms / 1000) == sec:  # the same second as the cached text (always, but for float rounding)
-                _MILLI[0], _MILLI[1] = ms, text
+            _MILLI[0], _MILLI[1], _MILLI[2] = ms, sec, text
             return text
         return default
     if fmt == "%s":
@@ -309,14 +308,19 @@ def _value_statements(ops: list[Operator], ns: dict) -> tuple[list[str], list[bo
         expr = _INLINE.get(op.command) if op.max_length is None else None
         text = False
         which = _HEADER_MAP.get(op.command)
-        if expr is None and which is not None and op.max_length is None and len(op.args) == 1 and op.args[0][:1] != ":":
+        if (expr is None and which is not None and op.max_length is None and op.args[0][:1] != ":"
+                and (len(op.args) == 1 or (len(op.args) == 2 and which == 0 and op.args[1][:1] == ":"))):
             m = maps.get(which)
             if m is None:
                 m = maps[which] = f"h{which}"
                 lines.append(f"{m} = c.header_map({which})")
             ns[f"k{i}"] = op.args[0].encode("latin-1")
             lines.append(f"{x} = {m}.get(k{i})")
-            lines.append(f"{x} = {x}.decode('latin-1') if {x} is not None else None")
+            if len(op.args) == 2:  # %REQ(x?:pseudo)%: the header, else the pseudo-header (str or None)
+                ns[f"p{i}"] = op.args[1]
+                lines.append(f"{x} = {x}.decode('latin-1') if {x} is not None else c.request_header(p{i})")
+            else:
+                lines.append(f"{x} = {x}.decode('latin-1') if {x} is not None else None")
             text = True
         elif expr is not None:
             lines.append(f"{x} = {expr}")

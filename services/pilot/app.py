@@ -15,7 +15,6 @@ from isthmus.pilot.configsource import GalleyConfigSource
 from isthmus.pilot.model.mesh import MeshConfig
 from isthmus.pilot.model.proxy import Proxy
 from isthmus.pilot.model.push_context import ConfigSnapshot, PushContext
-from isthmus.pilot.model.registry import RegistrySnapshot, build_service_entry_registry
 from isthmus.pilot.push.debounce import DebounceSettings
 from isthmus.pilot.push.request import PushRequest, Reason
 from isthmus.pilot.xds.discovery import DiscoveryServer
@@ -36,23 +35,30 @@ class PilotConfig:
     workload_entry_grace: float = 10.0
 
 
-def _service_shape(reg: RegistrySnapshot) -> tuple:
-    return tuple(sorted((s.hostname, s.namespace, s.ports, s.resolution.value, s.addresses) for s in reg.service_list))
+def _selects(se: Resource, namespace: str, labels: dict) -> bool:
+    selector = (se.spec.get("workloadSelector") or {}).get("labels")
+    return bool(selector) and se.meta.namespace == namespace and all(labels.get(k) == v for k, v in selector.items())
 
 
 def classify_change(
-    old: RegistrySnapshot | None, new: RegistrySnapshot, changed: frozenset[ResourceKey]
+    objects: dict[ResourceKey, Resource], changed: frozenset[ResourceKey], previous_labels: dict[ResourceKey, dict]
 ) -> PushRequest:
-    """Full push unless only WorkloadEntries changed and no service changed shape:
-    then an EDS-only push naming the hosts whose endpoints changed (pure)."""
-    if old is None or not changed or any(k.kind not in ENDPOINT_KINDS for k in changed):
+    """Full push unless only WorkloadEntries changed: WorkloadEntries only add or remove
+    endpoints of the ServiceEntries that select them, so that is an EDS-only push naming
+    those hosts (pure; O(changed × ServiceEntries), no registry rebuild per event)."""
+    if not changed or any(k.kind not in ENDPOINT_KINDS for k in changed):
         return PushRequest(full=True, configs_updated=changed, reasons=((Reason.CONFIG, max(1, len(changed))),))
-    if _service_shape(old) != _service_shape(new):
-        return PushRequest(full=True, configs_updated=changed, reasons=((Reason.SERVICE, len(changed)),))
-    hosts = frozenset(
-        h for h in set(old.by_host) | set(new.by_host) if old.by_host.get(h, ()) != new.by_host.get(h, ())
-    )
-    return PushRequest(full=False, configs_updated=changed, reasons=((Reason.ENDPOINT, len(changed)),), eds_hosts=hosts)
+    entries = [r for k, r in objects.items() if k.kind == "ServiceEntry"]
+    hosts: set[str] = set()
+    for key in changed:
+        label_sets = [previous_labels.get(key)]
+        if key in objects:
+            label_sets.append(dict(objects[key].spec.get("labels") or {}))
+        for labels in filter(None, label_sets):
+            for se in entries:
+                if _selects(se, key.namespace, labels):
+                    hosts.update(se.spec.get("hosts") or ())
+    return PushRequest(full=False, configs_updated=changed, reasons=((Reason.ENDPOINT, len(changed)),), eds_hosts=frozenset(hosts))
 
 
 class Pilot:
@@ -60,7 +66,7 @@ class Pilot:
         self.config = config
         self.revision = 0
         self.objects: dict[ResourceKey, Resource] = {}
-        self._registry: RegistrySnapshot | None = None
+        self._we_labels: dict[ResourceKey, dict] = {}  # WorkloadEntry labels as last seen
         self.galley_client = AsyncGalleyClient(config.galley)
         self.autoreg = AutoRegistration(self.galley_client, grace_period=config.workload_entry_grace)
         self.discovery = DiscoveryServer(
@@ -79,15 +85,16 @@ class Pilot:
 
     async def _on_config(self, revision: int, objects: dict[ResourceKey, Resource], changed: frozenset[ResourceKey]) -> None:
         self.revision, self.objects = revision, objects
-        new_registry = build_service_entry_registry(
-            [r for k, r in objects.items() if k.kind == "ServiceEntry"],
-            [r for k, r in objects.items() if k.kind == "WorkloadEntry"],
-            self.config.mesh,
-        )
-        req = classify_change(self._registry, new_registry, changed)
-        self._registry = new_registry
+        req = classify_change(objects, changed, self._we_labels)
+        for key in changed:
+            if key.kind in ENDPOINT_KINDS:
+                if key in objects:
+                    self._we_labels[key] = dict(objects[key].spec.get("labels") or {})
+                else:
+                    self._we_labels.pop(key, None)
         if self.discovery.push_context is None:
-            await self.discovery.push(req)  # first snapshot: serve as soon as it exists
+            self._we_labels = {k: dict(r.spec.get("labels") or {}) for k, r in objects.items() if k.kind in ENDPOINT_KINDS}
+            await self.discovery.push(PushRequest(full=True, reasons=((Reason.GLOBAL, 1),)))  # first snapshot: serve now
             log.info("initial config loaded", revision=revision, objects=len(objects))
         else:
             self.discovery.config_update(req)

@@ -31,24 +31,74 @@ class Generator:
     generate: Callable[[Proxy, PushContext, frozenset[str] | None], Resources]
 
 
-def _wildcard(fn: WildcardFn) -> Callable[[Proxy, PushContext, frozenset[str] | None], Resources]:
-    return lambda proxy, push, names: fn(proxy, push)
+def config_key(proxy: Proxy) -> tuple:
+    """Everything about a proxy the translators read. Proxies with equal keys get
+    identical resources from one PushContext (the node id, workload name, version and
+    proven identity never change the generated config)."""
+    return (
+        proxy.type, proxy.ip_addresses, proxy.namespace, proxy.service_account,
+        tuple(sorted(proxy.labels.items())), proxy.workload_group, proxy.capture_mode, proxy.ports,
+        proxy.outbound_port, proxy.inbound_port, proxy.cluster,
+        tuple(sorted(proxy.gateway_port_map.items())), proxy.gateway_bind,
+    )
 
 
-def _named(fn: NamedFn) -> Callable[[Proxy, PushContext, frozenset[str] | None], Resources]:
-    return lambda proxy, push, names: fn(proxy, push, tuple(sorted(names or ())))
+class PushMemo:
+    """Generated resources of the current push, shared between proxies that would get
+    the same ones (equal `config_key`; for EDS: the same namespace and cluster). A new
+    PushContext starts a new memo, so nothing stale is ever served."""
+
+    def __init__(self) -> None:
+        self._push: PushContext | None = None  # held, so its identity cannot be reused
+        self._entries: dict = {}
+
+    def get(self, push: PushContext, key: tuple, build: Callable[[], Any]) -> Any:
+        if push is not self._push:
+            self._push, self._entries = push, {}
+        try:
+            return self._entries[key]
+        except KeyError:
+            value = self._entries[key] = build()
+            return value
+
+
+def _wildcard(fn: WildcardFn, memo: PushMemo) -> Callable[[Proxy, PushContext, frozenset[str] | None], Resources]:
+    def generate(proxy: Proxy, push: PushContext, names: frozenset[str] | None) -> Resources:
+        return memo.get(push, (fn, config_key(proxy)), lambda: fn(proxy, push))
+
+    return generate
+
+
+def _named(fn: NamedFn, memo: PushMemo) -> Callable[[Proxy, PushContext, frozenset[str] | None], Resources]:
+    def generate(proxy: Proxy, push: PushContext, names: frozenset[str] | None) -> Resources:
+        wanted = tuple(sorted(names or ()))
+        return memo.get(push, (fn, config_key(proxy), wanted), lambda: fn(proxy, push, wanted))
+
+    return generate
+
+
+def _per_name(fn: NamedFn, memo: PushMemo) -> Callable[[Proxy, PushContext, frozenset[str] | None], Resources]:
+    """EDS: one ClusterLoadAssignment per cluster name, shared by every proxy of a namespace."""
+    def generate(proxy: Proxy, push: PushContext, names: frozenset[str] | None) -> Resources:
+        out: list = []
+        for name in sorted(names or ()):
+            out.extend(memo.get(push, (fn, proxy.namespace, name), lambda name=name: fn(proxy, push, (name,))))
+        return out
+
+    return generate
 
 
 def generator_table(clusters: WildcardFn, endpoints: NamedFn, listeners: WildcardFn,
                     routes: NamedFn, secrets: NamedFn | None = None) -> Mapping[str, Generator]:
+    memo = PushMemo()
     table = {
-        CLUSTER: Generator(CLUSTER, _wildcard(clusters)),
-        ENDPOINT: Generator(ENDPOINT, _named(endpoints)),
-        LISTENER: Generator(LISTENER, _wildcard(listeners)),
-        ROUTE: Generator(ROUTE, _named(routes)),
+        CLUSTER: Generator(CLUSTER, _wildcard(clusters, memo)),
+        ENDPOINT: Generator(ENDPOINT, _per_name(endpoints, memo)),
+        LISTENER: Generator(LISTENER, _wildcard(listeners, memo)),
+        ROUTE: Generator(ROUTE, _named(routes, memo)),
     }
     if secrets is not None:
-        table[SECRET] = Generator(SECRET, _named(secrets))
+        table[SECRET] = Generator(SECRET, _named(secrets, memo))
     return table
 
 
