@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := etcd-server openssl curl iptables iproute2
 APT_BINARIES := etcd openssl curl iptables ip
 
-.PHONY: up test venv system-deps protos schema check-generated clean bench bench-quick
+.PHONY: up test venv system-deps protos schema clean bench bench-quick bench-deps
 
 up: $(STAMP)
 	$(VENV)/bin/isthmus up
@@ -49,3 +49,23 @@ schema: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Benchmarks (not part of `make test`): the tools the suite drives, from Debian (installed as root).
+BENCH_PACKAGES := wrk nginx haproxy nghttp2-client linux-perf etcd-server openssl
+BENCH_BINARIES := wrk nginx haproxy h2load perf etcd openssl
+
+bench-deps:
+	@missing=""; i=0; pkgs=($(BENCH_PACKAGES)); \
+	for b in $(BENCH_BINARIES); do command -v $$b >/dev/null || [ -x /usr/sbin/$$b ] || missing="$$missing $${pkgs[$$i]}"; i=$$((i+1)); done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "missing:$$missing (run as root to install them; bench/run.py names what each is for)"; fi; \
+	fi
+
+bench: $(STAMP) bench-deps
+	$(PY) -m bench.run --full
+
+bench-quick: $(STAMP) bench-deps
+	$(PY) -m bench.run --quick
