@@ -18,8 +18,19 @@ bytes h2 produces on its own (acks, window updates).
 from .events import (ConnectionClosed, Data, Event, GoAway, ProtocolError, RequestHead,
                      ResponseHead, StreamReset, Trailers, WindowUpdate)
 from .http1 import Http1ClientConnection, Http1ServerConnection, LocalProtocolError
-from .http2 import H2_PREFACE, Http2ClientConnection, Http2ServerConnection, detect_h2_preface
 from .limits import Http1Limits, Http2Settings
+
+# The HTTP/2 names load `h2` (and hpack, ~4 MiB) on first use: a sidecar that only
+# speaks HTTP/1.1 never pays for them.
+_HTTP2 = frozenset({"H2_PREFACE", "Http2ClientConnection", "Http2ServerConnection", "detect_h2_preface"})
+
+
+def __getattr__(name: str):
+    if name in _HTTP2:
+        from . import http2
+        return getattr(http2, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ConnectionClosed", "Data", "Event", "GoAway", "H2_PREFACE", "Http1ClientConnection",

@@ -20,11 +20,11 @@ from isthmus.proxy.filters.local_reply import DPE
 from isthmus.proxy.protocol.events import (CANCEL, NO_ERROR, ConnectionClosed, Data, GoAway, ProtocolError, RequestHead,
                                            ResponseHead, StreamReset, Trailers, WindowUpdate)
 from isthmus.proxy.protocol.http1_server import Http1ServerConnection
-from isthmus.proxy.protocol.http2 import H2_PREFACE, Http2ServerConnection
 from isthmus.proxy.runtime.flow_control import HIGH_WATER, LOW_WATER, FlowControl
 from isthmus.proxy.runtime.stream import Stream
 
 CLOSE = (b"connection", b"close")
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # protocol/http2.py's; that module (h2) loads on first use
 
 
 def _error_response(status: int, rt) -> bytes:
@@ -83,6 +83,8 @@ class HttpConnection:
         self.codec = Http1ServerConnection(self.hcm.h1_limits)
 
     def _start_h2(self) -> None:
+        from isthmus.proxy.protocol.http2 import Http2ServerConnection
+
         self.codec = Http2ServerConnection(self.hcm.h2_settings)
         self.is_h2 = True
         self.protocol_name = "HTTP/2"

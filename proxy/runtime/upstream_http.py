@@ -14,7 +14,6 @@ import asyncio
 from isthmus.proxy.protocol.events import (ConnectionClosed, Data, GoAway, ProtocolError, REFUSED_STREAM, ResponseHead,
                                            StreamReset, Trailers, WindowUpdate)
 from isthmus.proxy.protocol.http1_client import Http1ClientConnection
-from isthmus.proxy.protocol.http2 import Http2ClientConnection
 from isthmus.proxy.protocol.limits import Http1Limits, Http2Settings
 from isthmus.proxy.runtime.flow_control import FlowControl
 from isthmus.proxy.upstream import pool_events as pe
@@ -211,6 +210,8 @@ class UpstreamH2(UpstreamConnection):
     """HTTP/2: many exchanges, one stream each."""
 
     def __init__(self, pool: HostPool, cid: int) -> None:
+        from isthmus.proxy.protocol.http2 import Http2ClientConnection  # h2 loads on first use
+
         super().__init__(pool, cid)
         http = pool.cluster.config.http
         self.codec = Http2ClientConnection(Http2Settings(

@@ -31,16 +31,18 @@ class Generator:
     generate: Callable[[Proxy, PushContext, frozenset[str] | None], Resources]
 
 
-def config_key(proxy: Proxy) -> tuple:
+def config_key(proxy: Proxy, addresses: bool = True) -> tuple:
     """Everything about a proxy the translators read. Proxies with equal keys get
     identical resources from one PushContext (the node id, workload name, version and
-    proven identity never change the generated config)."""
-    return (
-        proxy.type, proxy.ip_addresses, proxy.namespace, proxy.service_account,
-        tuple(sorted(proxy.labels.items())), proxy.workload_group, proxy.capture_mode, proxy.ports,
-        proxy.outbound_port, proxy.inbound_port, proxy.cluster,
-        tuple(sorted(proxy.gateway_port_map.items())), proxy.gateway_bind,
+    proven identity never change the generated config). Only listeners depend on the
+    proxy's own addresses and capture ports (`addresses=False` for clusters/routes)."""
+    key = (
+        proxy.type, proxy.namespace, tuple(sorted(proxy.labels.items())), proxy.capture_mode, proxy.ports,
+        proxy.cluster, tuple(sorted(proxy.gateway_port_map.items())), proxy.gateway_bind,
     )
+    if addresses:
+        key += (proxy.ip_addresses, proxy.outbound_port, proxy.inbound_port, proxy.service_account, proxy.workload_group)
+    return key
 
 
 class PushMemo:
@@ -62,17 +64,17 @@ class PushMemo:
             return value
 
 
-def _wildcard(fn: WildcardFn, memo: PushMemo) -> Callable[[Proxy, PushContext, frozenset[str] | None], Resources]:
+def _wildcard(fn: WildcardFn, memo: PushMemo, addresses: bool = True) -> Callable[[Proxy, PushContext, frozenset[str] | None], Resources]:
     def generate(proxy: Proxy, push: PushContext, names: frozenset[str] | None) -> Resources:
-        return memo.get(push, (fn, config_key(proxy)), lambda: fn(proxy, push))
+        return memo.get(push, (fn, config_key(proxy, addresses)), lambda: fn(proxy, push))
 
     return generate
 
 
-def _named(fn: NamedFn, memo: PushMemo) -> Callable[[Proxy, PushContext, frozenset[str] | None], Resources]:
+def _named(fn: NamedFn, memo: PushMemo, addresses: bool = True) -> Callable[[Proxy, PushContext, frozenset[str] | None], Resources]:
     def generate(proxy: Proxy, push: PushContext, names: frozenset[str] | None) -> Resources:
         wanted = tuple(sorted(names or ()))
-        return memo.get(push, (fn, config_key(proxy), wanted), lambda: fn(proxy, push, wanted))
+        return memo.get(push, (fn, config_key(proxy, addresses), wanted), lambda: fn(proxy, push, wanted))
 
     return generate
 
@@ -92,10 +94,10 @@ def generator_table(clusters: WildcardFn, endpoints: NamedFn, listeners: Wildcar
                     routes: NamedFn, secrets: NamedFn | None = None) -> Mapping[str, Generator]:
     memo = PushMemo()
     table = {
-        CLUSTER: Generator(CLUSTER, _wildcard(clusters, memo)),
+        CLUSTER: Generator(CLUSTER, _wildcard(clusters, memo, addresses=False)),
         ENDPOINT: Generator(ENDPOINT, _per_name(endpoints, memo)),
         LISTENER: Generator(LISTENER, _wildcard(listeners, memo)),
-        ROUTE: Generator(ROUTE, _named(routes, memo)),
+        ROUTE: Generator(ROUTE, _named(routes, memo, addresses=False)),
     }
     if secrets is not None:
         table[SECRET] = Generator(SECRET, _named(secrets, memo))

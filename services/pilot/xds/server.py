@@ -74,9 +74,22 @@ def _nonce() -> str:
     return uuid.uuid4().hex
 
 
+# Packed (serialized) resources by message identity: generators share one message
+# between equivalent proxies within a push, so each is serialized once, not per proxy.
+# The entry holds the message, so its identity cannot be reused while cached.
+_PACKED: dict[int, tuple[Message, any_pb2.Any]] = {}
+_PACKED_MAX = 200_000
+
+
 def _pack(msg: Message) -> any_pb2.Any:
+    hit = _PACKED.get(id(msg))
+    if hit is not None and hit[0] is msg:
+        return hit[1]
     a = any_pb2.Any()
     a.Pack(msg)
+    if len(_PACKED) >= _PACKED_MAX:
+        _PACKED.clear()
+    _PACKED[id(msg)] = (msg, a)
     return a
 
 
