@@ -13,6 +13,7 @@ ROOTS = {
     "isthmus.pilot": "services/pilot",
     "isthmus.citadel": "services/citadel",
     "isthmus.gateway": "services/gateway",
+    "isthmus.istiod": "services/istiod",
     "isthmus.proxy": "proxy",
     "isthmus.samples": "samples",
 }

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     # services
     "galley": "isthmus.galley.main:galley",
     "citadel": "isthmus.citadel.main:citadel",
+    "istiod": "isthmus.istiod.main:istiod",
     "token": "isthmus.citadel.main:token",
     "cert": "isthmus.citadel.main:cert",
     "bootstrap": "isthmus.proxy.bootstrap:bootstrap",

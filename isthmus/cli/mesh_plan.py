@@ -116,6 +116,33 @@ def pod_services() -> tuple[str, ...]:
     return SERVICES
 
 
+def _as_istiod(steps: list[Step], exe: tuple[str, ...], run: Path, store: str, host: str, ports: tuple[int, ...]) -> list[Step]:
+    """--istiod: galley, citadel and pilot become one `isthmus istiod` process (same ports)."""
+    galley, galley_mon, citadel, citadel_mon, xds_plain, xds_mtls, pilot_mon = ports
+    istiod = Component(
+        name="istiod",
+        argv=(*exe, "istiod", "--data-dir", str(run), "--store", store,
+              "--galley-listen", f"127.0.0.1:{galley}", "--galley-monitoring", f"127.0.0.1:{galley_mon}",
+              "--ca-listen", f"{host}:{citadel}", "--ca-monitoring", f"127.0.0.1:{citadel_mon}",
+              "--plaintext-listen", f"{host}:{xds_plain}", "--mtls-listen", f"{host}:{xds_mtls}",
+              "--monitoring", f"127.0.0.1:{pilot_mon}"),
+        ports=tuple(p for p in ports if host == "127.0.0.1" or p in (galley, galley_mon, citadel_mon, pilot_mon)),
+        ready_url=f"http://127.0.0.1:{pilot_mon}/healthz/ready",
+        urls={"config API (gRPC)": f"127.0.0.1:{galley}", "CA (gRPC)": f"{host}:{citadel}",
+              "xDS (mTLS)": f"{host}:{xds_mtls}", "debug": f"http://127.0.0.1:{pilot_mon}/debug/syncz"},
+        address=f"127.0.0.1:{galley}",
+        extra={"debug": f"127.0.0.1:{pilot_mon}"},
+    )
+    out: list[Step] = []
+    for step in steps:
+        if isinstance(step, Component) and step.name in ("galley", "citadel", "pilot"):
+            if step.name == "galley":
+                out.append(istiod)
+            continue
+        out.append(step)
+    return out
+
+
 def build_plan(opts: UpOptions) -> Plan:
     exe = (sys.executable, "-m", "isthmus.cli.main")
     run = opts.run_dir
@@ -166,6 +193,8 @@ def build_plan(opts: UpOptions) -> Plan:
         address=f"{host}:{xds_mtls}",
         extra={"debug": f"127.0.0.1:{pilot_mon}"},
     ))
+    if opts.istiod:
+        steps = _as_istiod(steps, exe, run, store, host, (galley, galley_mon, citadel, citadel_mon, xds_plain, xds_mtls, pilot_mon))
     if not opts.bookinfo:
         return Plan(tuple(steps))
     if opts.pods:

@@ -153,10 +153,11 @@ def _start(c: Component, base: Path, timeout: float) -> subprocess.Popen:
 @click.option("--capture", type=click.Choice(["explicit", "iptables"]), default="explicit", show_default=True,
               help="explicit: HTTP_PROXY on one host; iptables (root): a network namespace per workload, REDIRECT capture")
 @click.option("--no-bookinfo", is_flag=True, help="only the control plane")
+@click.option("--istiod", is_flag=True, help="galley, citadel and pilot as one process (`isthmus istiod`)")
 @click.option("--detach", "-d", is_flag=True, help="leave the mesh running and return")
 @click.option("--timeout", default=60.0, show_default=True, help="seconds each component may take to become ready")
 @click.option("--base-port", default=0, help="use ports from this one on instead of the standard ports (tests, a second mesh)")
-def up(run_dir: Path | None, store: str, engine: str, capture: str, no_bookinfo: bool, detach: bool, timeout: float, base_port: int) -> None:
+def up(run_dir: Path | None, store: str, engine: str, capture: str, no_bookinfo: bool, istiod: bool, detach: bool, timeout: float, base_port: int) -> None:
     """Start the local mesh: galley, citadel, pilot, the ingress gateway and Bookinfo with a sidecar each."""
     base = (run_dir or globals()["run_dir"]()).resolve()
     os.environ["ISTHMUS_RUN_DIR"] = str(base)
@@ -176,7 +177,7 @@ def up(run_dir: Path | None, store: str, engine: str, capture: str, no_bookinfo:
             pods = netns.allocate(pod_names() if not no_bookinfo else (), pod_services())
         except netns.PodNetworkError as exc:
             raise click.ClickException(str(exc)) from None
-    plan = build_plan(UpOptions(run_dir=base, store=store, base_port=base_port, engine=engine, bookinfo=not no_bookinfo,
+    plan = build_plan(UpOptions(run_dir=base, store=store, base_port=base_port, engine=engine, bookinfo=not no_bookinfo, istiod=istiod,
                                 pods=pods))
     for c in plan.components:
         taken = [p for p in c.ports if not _port_free(p)]
@@ -189,7 +190,7 @@ def up(run_dir: Path | None, store: str, engine: str, capture: str, no_bookinfo:
     started: list[tuple[str, int]] = []
     procs: dict[str, subprocess.Popen] = {}
     t0 = time.monotonic()
-    galley_address = next(c.address for c in plan.components if c.name == "galley")
+    galley_address = next(c.address for c in plan.components if c.name in ("galley", "istiod"))
     try:
         for step in plan.steps:
             with console.status(f"starting {step.name} …"):

@@ -29,6 +29,7 @@ PEER_ID = b"x-envoy-peer-metadata-id"
 PEER_MD = b"x-envoy-peer-metadata"
 SERVICE_TIME = b"x-envoy-upstream-service-time"
 _COUNTS = [b"%d" % i for i in range(16)]
+_MILLIS = [b"%d" % i for i in range(1000)]  # x-envoy-upstream-service-time values, formatted once
 
 
 def _grpc_timeout(value: bytes | None) -> float | None:
@@ -346,7 +347,8 @@ class Forward(Outcomes):
         stream.details = "via_upstream"
         headers = head.headers
         if not self.router.suppress_envoy_headers:
-            headers.append((SERVICE_TIME, b"%d" % ((stream.conn.loop.time() - att.started) * 1000)))
+            ms = int((stream.conn.loop.time() - att.started) * 1000)
+            headers.append((SERVICE_TIME, _MILLIS[ms] if 0 <= ms < 1000 else b"%d" % ms))
         if stream.vhost.include_attempt_count_in_response:
             headers.append((ATTEMPT_COUNT, b"%d" % stream.attempts))
         if self.set_cookie is not None:

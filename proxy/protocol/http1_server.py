@@ -40,8 +40,8 @@ from .events import (CANCEL, ConnectionClosed, Data, Event, Headers, ProtocolErr
                      RequestHead, ResponseHead, StreamReset, Trailers)
 from .headers import AUTHORITY_CHARS, split_absolute_form
 from .http1_common import (CHUNKED, CONTINUE_100, FIXED, NO_BODY, TUNNEL, UNTIL_CLOSE,
-                           V11, Http1Base, LocalProtocolError, Reject, header_block,
-                           http_version, status_line)
+                           _STATUS_LINES, V11, Http1Base, LocalProtocolError, Reject,
+                           header_block, http_version, status_line)
 from .limits import DEFAULT_HTTP1_LIMITS, Http1Limits
 
 _SPECIAL = frozenset({b"host", b"content-length", b"transfer-encoding", b"expect",
@@ -50,6 +50,7 @@ _SPECIAL = frozenset({b"host", b"content-length", b"transfer-encoding", b"expect
 _OWNED = frozenset({b"content-length", b"transfer-encoding", b"connection",
                     b"keep-alive", b"proxy-connection", b"upgrade"})
 _CONNECT = b"CONNECT"
+_CONTENT_LENGTHS = [b"content-length: %d\r\n" % n for n in range(1024)]  # small bodies: the line formatted once
 
 
 class _BodyRelay:
@@ -358,7 +359,7 @@ class Http1ServerConnection(Http1Base):
         sid, is_head, keep_alive, http10, upgrade = self._pending[0]
         if status < 200 and status != 101:
             return b"".join([status_line(status), *header_block(headers), b"\r\n"])
-        parts = [status_line(status)]
+        parts = [_STATUS_LINES.get(status) or status_line(status)]
         cl = None
         close = False
         for name, value in headers:
@@ -386,7 +387,7 @@ class Http1ServerConnection(Http1Base):
                 parts.append(b"content-length: %d\r\n" % body_len)
         elif body_len is not None or cl is not None:
             left = body_len if body_len is not None else int(cl)  # type: ignore[arg-type]
-            parts.append(b"content-length: %d\r\n" % left)
+            parts.append(_CONTENT_LENGTHS[left] if left < 1024 else b"content-length: %d\r\n" % left)
             mode = FIXED if left else NO_BODY
         elif end_stream:
             parts.append(b"content-length: 0\r\n")

@@ -71,6 +71,20 @@ def normalize_path(path: str, merge_slashes: bool = False) -> str | None:
     return path
 
 
+def route_memo(table) -> dict | None:
+    """A memo for `table.match` results keyed by (host, path) when that is all they
+    depend on: no vhost header, and no route matching on headers, query parameters,
+    gRPC or a runtime fraction (whose random draw differs per request). Else None."""
+    if table is None or table.vhost_header:
+        return None
+    for vh in table.virtual_hosts:
+        for r in vh.routes:
+            m = r.match
+            if m.headers or m.query_parameters or m.grpc or m.runtime_fraction is not None:
+                return None
+    return {}
+
+
 class HcmRuntime:
     def __init__(self, config: HttpConnectionManagerConfig, listener, gen, rt) -> None:
         self.config = config
@@ -78,6 +92,7 @@ class HcmRuntime:
         self.gen = gen
         self.clusters = gen.clusters
         self.route_table = config.route_table if config.route_table is not None else gen.snapshot.routes.get(config.rds_name)
+        self.route_memo = route_memo(self.route_table)
         chain = build_filters(config.http_filters, self)
         self.decoders, self.encoders, self.router = chain.decoders, chain.encoders, chain.router
         # Filters that act even when a route has no per-filter config (a fault with its own settings).
@@ -128,6 +143,7 @@ class HcmRuntime:
         if self.config.route_table is None:
             table = self.route_table = gen.snapshot.routes.get(self.config.rds_name)
             self.internal_only = frozenset(table.internal_only_headers) if table is not None else frozenset()
+            self.route_memo = route_memo(table)
 
     # -- per request hooks ---------------------------------------------------------------
     def peer_labels(self, md: bytes | None, peer):

@@ -24,6 +24,8 @@ from isthmus.proxy.protocol.events import RequestHead
 _rand = random.getrandbits
 SERVER = (b"server", b"isthmus")
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE")}
+_MISS = object()
+ROUTE_MEMO_SIZE = 4096  # distinct (host, path) pairs remembered per route table before starting over
 
 
 class Stream:
@@ -96,9 +98,19 @@ class Stream:
         table = hcm.route_table
         hit = None
         if table is not None:
-            method = _METHODS.get(head.method) or head.method.decode("latin-1")
-            hit = table.match(authority, path, self.header_str, method, query,
-                              scheme="https" if self.conn.info.tls else "http", random_value=_rand(32))
+            memo = hcm.route_memo  # a table whose routes match on host and path alone: results by (host, path)
+            if memo is not None:
+                key = (authority, path)
+                hit = memo.get(key, _MISS)
+                if hit is _MISS:
+                    hit = table.match(authority, path, self.header_str)
+                    if len(memo) >= ROUTE_MEMO_SIZE:
+                        memo.clear()
+                    memo[key] = hit
+            else:
+                method = _METHODS.get(head.method) or head.method.decode("latin-1")
+                hit = table.match(authority, path, self.header_str, method, query,
+                                  scheme="https" if self.conn.info.tls else "http", random_value=_rand(32))
         if hit is None:
             hcm.stats.no_route.value += 1
             self.local_reply(404, b"", NR, "route_not_found")

@@ -86,7 +86,7 @@ def citadel(listen: str, mtls_listen: str | None, data_dir: Path, trust_domain: 
         raise click.ClickException(str(exc)) from exc
 
 
-async def _serve(config, monitoring_addr: str, monitoring_port: int) -> None:
+async def _serve(config, monitoring_addr: str, monitoring_port: int, stop: asyncio.Event | None = None) -> None:
     from isthmus.citadel.app import CitadelApp
     from isthmus.shared.service.monitoring import start_monitoring
     from isthmus.shared.logging import get_logger
@@ -98,10 +98,11 @@ async def _serve(config, monitoring_addr: str, monitoring_port: int) -> None:
     if monitoring_port:
         http = await start_monitoring(monitoring_addr, monitoring_port, app.metrics.registry)
         log.info("metrics serving", url=f"http://{monitoring_addr}:{monitoring_port}/metrics")
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:  # standalone: own the signals (istiod passes its shared stop event)
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, app.refresh)
     await stop.wait()
     log.info("citadel stopping")

@@ -17,7 +17,8 @@ from isthmus.shared.store import open_store
 SERVICE_NAME = "isthmus.galley.v1.ConfigService"
 
 
-async def serve(listen: str, store_url: str, monitoring: str, ready_file: str | None = None) -> None:
+async def serve(listen: str, store_url: str, monitoring: str, ready_file: str | None = None,
+                stop: asyncio.Event | None = None) -> None:
     log = slog.get_logger("galley")
     store = open_store(store_url)
     registry = CollectorRegistry()
@@ -40,7 +41,7 @@ async def serve(listen: str, store_url: str, monitoring: str, ready_file: str | 
     if ready_file:
         with open(ready_file, "w") as fh:
             fh.write(f"{host}:{bound}\n")
-    stop = stop_event()
+    stop = stop or stop_event()
     await stop.wait()
     log.info("galley stopping")
     await set_serving(health, [SERVICE_NAME], serving=False)

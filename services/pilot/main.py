@@ -45,7 +45,7 @@ async def _cert_manager(ca: str, token_file: Path, trust_domain: str):
     return manager
 
 
-async def serve(opts: dict) -> None:
+async def serve(opts: dict, stop: asyncio.Event | None = None) -> None:
     log = slog.get_logger("pilot")
     registry = CollectorRegistry()
     metrics = XdsMetrics(registry)
@@ -86,7 +86,7 @@ async def serve(opts: dict) -> None:
     await set_serving(health, ["envoy.service.discovery.v3.AggregatedDiscoveryService"])
     log.info("pilot serving", ads_plaintext=opts["plaintext_listen"], ads_mtls=opts["mtls_listen"],
              monitoring=f"{mhost}:{mport}", galley=opts["galley"], ports=str(ports))
-    await stop_event().wait()
+    await (stop or stop_event()).wait()
     log.info("pilot stopping")
     source_task.cancel()
     await server.stop(grace=3)

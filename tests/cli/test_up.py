@@ -57,3 +57,21 @@ def test_up_reports_taken_port_and_starts_nothing(tmp_path):
     assert res.returncode != 0
     assert f"galley: port {base} on 127.0.0.1 is taken" in res.stderr
     assert _cli("status", env=env).returncode == 1
+
+
+def test_up_istiod_one_process_serves_bookinfo(tmp_path):
+    """--istiod: galley, citadel and pilot in one process; the mesh still serves Bookinfo."""
+    import urllib.request
+
+    env = {**os.environ, "ISTHMUS_RUN_DIR": str(tmp_path / "run")}
+    env.pop("ISTHMUS_GALLEY", None)
+    base = free_port_block(100)
+    res = _cli("up", "--detach", "--istiod", "--engine", "python", "--base-port", str(base), env=env)
+    try:
+        assert res.returncode == 0, res.stderr[-2000:]
+        comps = json.loads(_cli("status", "-o", "json", env=env).stdout)
+        assert "istiod" in comps and not {"galley", "citadel", "pilot"} & set(comps)
+        with urllib.request.urlopen(f"http://127.0.0.1:{base + 9}/productpage", timeout=20) as r:
+            assert r.status == 200 and b"Reviews served by" in r.read()
+    finally:
+        _cli("down", env=env)

@@ -1,0 +1,1 @@
+"""istiod: galley, citadel and pilot in one process (Istio's consolidated mode)."""
