@@ -35,6 +35,17 @@ def envoy_binary() -> str:
     return found
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the parent (the agent) dies (Linux prctl)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 class EnvoyEngine:
     def __init__(self, bootstrap: dict, run_dir: Path, admin_port: int, concurrency: int = 1, log_level: str = "warning"):
         self.bootstrap = bootstrap
@@ -54,7 +65,9 @@ class EnvoyEngine:
             "-l", self.log_level, "--log-format", "[%Y-%m-%d %T.%e][envoy][%l] %v",
         ]
         log.info("starting envoy", argv=" ".join(argv))
-        self.proc = await asyncio.create_subprocess_exec(*argv, start_new_session=True)
+        # Envoy lives and dies with its agent: same process group (a signal to the agent's
+        # group reaches it) and, should the agent be killed outright, PDEATHSIG.
+        self.proc = await asyncio.create_subprocess_exec(*argv, preexec_fn=_die_with_parent)
 
     @property
     def exited(self) -> int | None:
@@ -85,11 +98,11 @@ class EnvoyEngine:
         if self.proc is None or self.proc.returncode is not None:
             return
         try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.terminate()
         except ProcessLookupError:
             return
         try:
             await asyncio.wait_for(self.proc.wait(), timeout)
         except asyncio.TimeoutError:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.kill()
             await self.proc.wait()
