@@ -11,6 +11,7 @@ revision). Revisions are dense in the embedded stores and only monotonic in etcd
 """
 from __future__ import annotations
 
+import abc
 import enum
 from dataclasses import dataclass
 from typing import AsyncGenerator, Protocol, Sequence, runtime_checkable
@@ -147,11 +148,12 @@ class ConfigStore(Protocol):
     async def close(self) -> None: ...
 
 
-class SingleOpsMixin:
+class SingleOpsMixin(abc.ABC):
     """create/update/delete as one-op batches, so every backend has one write path."""
 
-    async def apply_batch(self, ops: Sequence[Op]) -> BatchResult:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def apply_batch(self, ops: Sequence[Op]) -> BatchResult:
+        """The backend's one write path (all-or-nothing)."""
 
     async def create(self, resource: Resource) -> Resource:
         return (await self.apply_batch([Op.create(resource)])).resources[0]

@@ -12,6 +12,7 @@ resources.
 """
 from __future__ import annotations
 
+import abc
 import asyncio
 import time
 import uuid
@@ -93,7 +94,7 @@ def _pack(msg: Message) -> any_pb2.Any:
     return a
 
 
-class _Protocol:
+class _Protocol(abc.ABC):
     """What SotW and delta share: generation with error accounting and push plans."""
 
     delta = False
@@ -121,12 +122,14 @@ class _Protocol:
                 out.extend(self.respond(con, watched, event.context, event.request, only))
         return out
 
+    @abc.abstractmethod
     def respond(self, con: Connection, w: Watched, context: Any, request: Any | None,
                 only: frozenset[str] | None = None, always: bool = False) -> list[Out]:
-        raise NotImplementedError
+        """Responses for one watched type (SotW: full state; delta: changes)."""
 
+    @abc.abstractmethod
     def on_request(self, con: Connection, req: Message) -> list[Out]:
-        raise NotImplementedError
+        """Handle one request from the proxy (ACK, NACK, new subscription)."""
 
 
 class SotwProtocol(_Protocol):
