@@ -175,6 +175,11 @@ def proxy(ctx: click.Context, log_level: str, **kw) -> None:
         capture_mode=kw["capture"], ports=tuple(parse_port(p) for p in kw["ports"]),
         outbound_port=kw["outbound_port"], inbound_port=kw["inbound_port"],
     )
+    run_from_cli(workload, kw)
+
+
+def run_from_cli(workload: WorkloadIdentity, kw: dict) -> None:
+    """Run the agent for `workload` with the shared agent flags (`isthmus proxy` and `isthmus gateway`)."""
     opts = AgentOptions(
         workload=workload, pilot=kw["pilot"], plaintext_xds=kw["plaintext_xds"], ca=kw["ca"], token_file=kw["token_file"],
         engine=kw["engine"], run_dir=kw["run_dir"], admin_port=kw["admin_port"], status_port=kw["status_port"],

@@ -12,12 +12,11 @@ egress gateway next to an ingress one on the same host needs its own map
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from isthmus.proxy.agent import AgentOptions, run_agent
+from isthmus.proxy.agent import run_from_cli
 from isthmus.proxy.bootstrap import WorkloadIdentity, parse_labels, parse_port_map
 from isthmus.shared import logging as slog
 
@@ -61,15 +60,4 @@ def gateway(name: str, namespace: str, service_account: str | None, labels: tupl
         labels=parse_labels(labels) if labels else default_labels(name), proxy_type="router",
         gateway_port_map=parse_port_map(port_map), gateway_bind=bind,
     )
-    opts = AgentOptions(
-        workload=workload, pilot=kw["pilot"], plaintext_xds=kw["plaintext_xds"], ca=kw["ca"], token_file=kw["token_file"],
-        engine=kw["engine"], run_dir=kw["run_dir"], admin_port=kw["admin_port"], status_port=kw["status_port"],
-        stats_port=kw["stats_port"], drain_seconds=kw["drain_seconds"], delta=kw["delta"], concurrency=kw["concurrency"],
-    )
-    try:
-        import uvloop
-
-        code = uvloop.run(run_agent(opts))
-    except (FileNotFoundError, OSError) as exc:
-        raise click.ClickException(str(exc)) from None
-    sys.exit(code)
+    run_from_cli(workload, kw)
