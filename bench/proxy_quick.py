@@ -11,7 +11,15 @@ client (or wrk with --wrk). Prints req/s and req/s per proxy CPU core (the proxy
 user+system time during the load: the number to compare on a shared machine).
 `--envoy` measures a real Envoy (--concurrency 1) with the same resources made static;
 `--direct` the backend alone. `--profile` runs the proxy under cProfile and writes
-the stats file (read with `python -m pstats`).
+the stats file (read with `python -m pstats`). With --wrk, wrk's --latency
+percentiles are printed too.
+
+`--inproc N` needs no sockets and no other process: one downstream connection and
+its upstream connection get fake transports, and N request/response byte pairs are
+fed straight into data_received; it prints the proxy's pure Python CPU cost per
+request (the fastest of ~20 rounds: the machine may be shared). The number to watch
+while optimizing; `py-spy record -- python bench/proxy_quick.py --inproc 200000`
+gives an undistorted profile of just that path.
 """
 from __future__ import annotations
 

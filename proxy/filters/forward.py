@@ -340,9 +340,8 @@ class Forward(Outcomes):
         retry = self.retry
         if retry is not None and retry.count and status < 500:
             stats.upstream_rq_retry_success.value += 1
-        end = head.end_stream or body is not None
-        if end:
-            self._finish_attempt(att)
+        if (head.end_stream or body is not None) and (self.timer is not None or not att.sent_all):
+            self._finish_attempt(att)  # (it has nothing to do for a sent request without a timer)
         self.response_started = True
         stream.details = "via_upstream"
         headers = head.headers

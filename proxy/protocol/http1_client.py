@@ -173,11 +173,11 @@ class Http1ClientConnection(Http1Base):
                 if self._in_head and self._pending and self._pending[0][1] in (_HEAD, _CONNECT):
                     data = self._head_only(data)
                     continue
-                if self._held or self._line_open:
+                if self._held or (self._line_open and self._in_head and b"\n" not in data):
                     feed = self._guard(data)
                     if feed is not None:
                         self._feed(feed)
-                else:  # _guard's common cases, inlined
+                else:  # _guard's other cases, inlined: the data completes a line (or more), or body bytes
                     if self._in_head:
                         self._head_raw += len(data)
                         self._line_open = data[-1] != 10

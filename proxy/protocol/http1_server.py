@@ -128,11 +128,11 @@ class Http1ServerConnection(Http1Base):
             return [Data(self._stream_id, data, False)]
         events = self._events = []
         try:
-            if self._held or self._line_open:
+            if self._held or (self._line_open and self._in_head and b"\n" not in data):
                 feed = self._guard(data)
                 if feed is not None:
                     self._feed(feed)
-            else:  # _guard's common cases, inlined: a whole line (or more), or body bytes
+            else:  # _guard's other cases, inlined: the data completes a line (or more), or body bytes
                 if self._in_head:
                     self._head_raw += len(data)
                     self._line_open = data[-1] != 10

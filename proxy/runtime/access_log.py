@@ -1,9 +1,11 @@
 """Access logs: compiled formats written through buffered sinks.
 
 `compile_loggers(configs, sinks)` turns AccessLogConfigs into `Logger`s once per
-snapshot: a text template or a JSON map of compiled getters (runtime/formatter.py;
-unavailable values are null in JSON, "-" in text, numbers stay numbers) whose keys
-are pre-encoded; plain strings are quoted without a JSON encoder pass.
+snapshot: a text template or a flat JSON map becomes one generated function per
+format (runtime/formatter.py `compile_text_format` / `compile_json_format`:
+unavailable values are null in JSON, "-" in text, numbers stay numbers; JSON keys
+are encoded once, string values by json's C encoder); a JSON format with nested
+maps or omit_empty_values gathers a dict that json's C encoder writes in one call.
 `Sinks` owns one buffered writer per path: /dev/stdout and /dev/stderr write to the
 process's streams, anything else is opened for append. Lines are collected and
 written when 64 KiB pile up or on the next flush tick (`flush()`, every 0.25 s by

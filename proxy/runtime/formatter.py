@@ -10,6 +10,10 @@ The context is duck-typed; what it must provide (HTTP `Stream`, `TcpSession`):
     bytes_in, bytes_out, attempts, route_name, cluster_name, upstream (HostInfo|None),
     upstream_local, transport_failure, downstream (ConnInfo), request_header(name),
     header_map(0 request | 1 response | 2 trailers) -> {lowercase bytes: bytes}, grpc_status()
+
+Access logs compile a whole format into one generated function instead
+(`compile_text_format`, `compile_json_format`, at the end of this module): same
+values, without a closure call and a type dispatch per operator.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import time
 from typing import Any, Callable
 
 from isthmus.proxy.config.formatter import Operator, Template
-from isthmus.proxy.filters.local_reply import flags_string
+from isthmus.proxy.filters.local_reply import _FLAG_STRINGS, flags_string
 
 Getter = Callable[[Any], Any]
 _HOSTNAME = socket.gethostname()
@@ -283,8 +287,8 @@ _INLINE = {
     "RESPONSE_CODE": "c.status",
     "RESPONSE_CODE_DETAILS": "(c.details or None)",
     "CONNECTION_TERMINATION_DETAILS": "None",
-    "RESPONSE_FLAGS": "flags_string(c.flags)",
-    "RESPONSE_FLAGS_LONG": "flags_string(c.flags)",
+    "RESPONSE_FLAGS": "(FLAGS.get(c.flags) or flags_string(c.flags))",
+    "RESPONSE_FLAGS_LONG": "(FLAGS.get(c.flags) or flags_string(c.flags))",
     "BYTES_RECEIVED": "c.bytes_in",
     "BYTES_SENT": "c.bytes_out",
     "UPSTREAM_CLUSTER": "(c.cluster_name or None)",
@@ -293,6 +297,18 @@ _INLINE = {
     "UPSTREAM_TRANSPORT_FAILURE_REASON": "(c.transport_failure or None)",
     "UPSTREAM_REQUEST_ATTEMPT_COUNT": "c.attempts",
     "ROUTE_NAME": "(c.route_name or None)",
+}
+# Operators that are a few statements setting {x} (as their getters above do).
+_INLINE_STATEMENTS = {
+    "DURATION": ["{x} = c.end", "if {x} is None: {x} = c.now()",
+                 "{x} = None if c.start is None or {x} is None else int(({x} - c.start) * 1000)"],
+    "UPSTREAM_HOST": ["{x} = c.upstream", "{x} = {x}.host.address_string if {x} is not None else None"],
+    "UPSTREAM_REMOTE_ADDRESS": ["{x} = c.upstream", "{x} = {x}.host.address_string if {x} is not None else None"],
+    "DOWNSTREAM_LOCAL_ADDRESS": ["{x} = c.downstream", "{x} = {x}.address_text('local') if {x} is not None else None"],
+    "DOWNSTREAM_REMOTE_ADDRESS": ["{x} = c.downstream", "{x} = {x}.address_text('remote') if {x} is not None else None"],
+    "DOWNSTREAM_DIRECT_REMOTE_ADDRESS": ["{x} = c.downstream",
+                                         "{x} = {x}.address_text('remote') if {x} is not None else None"],
+    "REQUESTED_SERVER_NAME": ["{x} = c.downstream", "{x} = ({x}.sni or None) if {x} else None"],
 }
 _HEADER_MAP = {"REQ": 0, "RESP": 1, "TRAILER": 2}
 
@@ -324,6 +340,16 @@ def _value_statements(ops: list[Operator], ns: dict) -> tuple[list[str], list[bo
             text = True
         elif expr is not None:
             lines.append(f"{x} = {expr}")
+        elif op.command == "START_TIME" and not op.args and op.max_length is None:  # the default format
+            ns[f"g{i}"] = operator_getter(op)
+            ns["MILLI"] = _MILLI
+            lines.append(f"{x} = c.start_wall")
+            lines.append(f"{x} = MILLI[2] if int({x} * 1000) == MILLI[0] and int({x}) == MILLI[1] else g{i}(c)")
+        elif op.max_length is None and op.command in _INLINE_STATEMENTS:
+            lines.extend(line.format(x=x) for line in _INLINE_STATEMENTS[op.command])
+        elif op.max_length is None and op.command == "REQ" and len(op.args) == 1:  # a pseudo-header
+            ns[f"p{i}"] = op.args[0]
+            lines.append(f"{x} = c.request_header(p{i})")
         else:
             ns[f"g{i}"] = operator_getter(op)
             lines.append(f"{x} = g{i}(c)")
@@ -334,6 +360,7 @@ def _value_statements(ops: list[Operator], ns: dict) -> tuple[list[str], list[bo
 def _build(name: str, body: list[str], ns: dict) -> Getter:
     src = f"def {name}(c):\n" + "".join(f"    {line}\n" for line in body)
     ns["flags_string"] = flags_string
+    ns["FLAGS"] = _FLAG_STRINGS  # flags_string's own cache
     exec(compile(src, f"<access log format {name}>", "exec"), ns)  # noqa: S102 - our own generated source
     return ns[name]
 
@@ -346,16 +373,15 @@ def compile_text_format(template: Template) -> Getter:
     ops = [p for p in template if not isinstance(p, str)]
     ns: dict = {}
     lines, _ = _value_statements(ops, ns)
-    fmt, n = [], 0
+    pieces, n = [], 0
     for p in template:
         if isinstance(p, str):
-            fmt.append(p.replace("%", "%%"))
+            pieces.append(repr(p))
         else:
             lines.append(f"x{n} = '-' if x{n} is None else str(x{n})")
-            fmt.append("%s")
+            pieces.append(f"x{n}")
             n += 1
-    ns["FMT"] = "".join(fmt)
-    lines.append("return FMT % (" + "".join(f"x{i}, " for i in range(n)) + ")")
+    lines.append("return ''.join((" + ", ".join(pieces) + ",))")
     return _build("text_line", lines, ns)
 
 
@@ -379,10 +405,11 @@ def compile_json_format(fields: list[tuple[str, Any]], encode_str, encode_any) -
         else:
             slots.append((encode_str(key), encode_any(value)))
     lines, is_text = _value_statements(ops, ns)
-    fmt, n = [], 0
-    for key, literal in slots:
+    pieces, literal_run, n = [], "{", 0  # the output: literal text runs and values, joined once
+    for j, (key, literal) in enumerate(slots):
+        literal_run += ("," if j else "") + key + ":"
         if literal is not None:
-            fmt.append(f"{key}:{literal}".replace("%", "%%"))
+            literal_run += literal
             continue
         x = f"x{n}"
         if is_text[n]:
@@ -390,8 +417,9 @@ def compile_json_format(fields: list[tuple[str, Any]], encode_str, encode_any) -
         else:
             lines.append(f"{x} = 'null' if {x} is None else E({x}) if {x}.__class__ is str else "
                          f"str({x}) if {x}.__class__ is int else J({x})")
-        fmt.append(key.replace("%", "%%") + ":%s")
+        pieces += (repr(literal_run), x)
+        literal_run = ""
         n += 1
-    ns["FMT"] = "{" + ",".join(fmt) + "}"
-    lines.append("return FMT % (" + "".join(f"x{i}, " for i in range(n)) + ")")
+    pieces.append(repr(literal_run + "}"))
+    lines.append("return ''.join((" + ", ".join(pieces) + ",))")
     return _build("json_line", lines, ns)

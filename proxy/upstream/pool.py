@@ -12,6 +12,9 @@ min(ours, peer's) SETTINGS_MAX_CONCURRENT_STREAMS for HTTP/2. A connection is dr
 after max_requests_per_connection streams, on GOAWAY, or on `DrainAll` (host turned
 unhealthy); a connect failure fails every queued request (503 UF), as Envoy's pool
 purges its pending streams. `IdleTick` closes connections idle for `idle_timeout`.
+Per request, the runtime calls the same books through two fast paths that build no
+event or action objects: `assign_ready(request)` (a ready connection takes it, or 0:
+use `handle`) and `request_finished(request, close, now)`.
 
 Idle timeout: Envoy defaults to 1 h; we default to 60 s. An upstream server closes
 keep-alive connections it considers idle (nginx 75 s; many app servers 5-60 s), and a
@@ -199,7 +202,18 @@ class ConnectionPool:
     def request_finished(self, request: Hashable, close: bool, now: float) -> list[Action]:
         """`handle(RequestFinished(request, close))` without the event object."""
         out: list[Action] = []
-        self._finished(request, close, now, out)
+        conn = self._active.get(request) if not close else None
+        if conn is not None and conn.state is _READY:  # _finished's keep-alive case, inlined
+            del self._active[request]
+            self._stream_done(conn)
+            if conn.active == 0:
+                conn.idle_since = now
+            ready = self._ready
+            ready.pop(conn.id, None)  # _update_ready(conn, mru=True)
+            if conn.capacity() > 0:
+                ready[conn.id] = conn
+        else:
+            self._finished(request, close, now, out)
         if self._queue:
             self._dispatch(out)
             self._open_as_needed(out)
