@@ -21,9 +21,15 @@ class Target:
 
 TARGETS: tuple[Target, ...] = (
     Target("`make bench-quick` finishes in under 3 minutes", ("duration_s",), at_most=180, unit="s", modes=("quick",)),
-    # The proxy issue's and the pilot issue's targets go here, e.g.
-    # Target("Isthmus one hop ≥ X× Envoy's req/s (plain, 16 connections)",
-    #        ("dataplane", "ratios", "plain-c16", "one hop", "rps"), at_least=X, unit="×"),
+    # The proxy issue's targets (HTTP/1.1 keep-alive, 16 connections, metrics and access log on).
+    Target("Isthmus one hop ≥ 1.5× Envoy's req/s per core", ("dataplane", "ratios", "plain-c16", "one hop", "rps"),
+           at_least=1.5, unit="×"),
+    Target("Isthmus sidecar→sidecar mTLS ≥ 1.2× Envoy's req/s", ("dataplane", "ratios", "plain-c16", "sidecar → sidecar (mTLS)", "rps"),
+           at_least=1.2, unit="×"),
+    Target("Isthmus one hop p99 no worse than Envoy's", ("dataplane", "ratios", "plain-c16", "one hop", "p99_ms"),
+           at_most=1.0, unit="×"),
+    Target("Isthmus sidecar RSS ≤ 40 MiB (measured under load, so stricter than idle)",
+           ("dataplane", "summary", "plain-c16", "isthmus", "rss_kib", "median"), at_most=40 * 1024, unit="KiB"),
 )
 
 
