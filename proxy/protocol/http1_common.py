@@ -13,6 +13,8 @@ llhttp may hold.
 """
 from __future__ import annotations
 
+import abc
+
 from http import HTTPStatus
 
 from httptools import HttpParserCallbackError, HttpParserError
@@ -77,7 +79,7 @@ class LocalProtocolError(Exception):
     caller, not in the peer."""
 
 
-class Http1Base:
+class Http1Base(abc.ABC):
     """Receive-side plumbing and send-side body framing for one HTTP/1 connection.
     Subclasses provide the parser and the message callbacks."""
 
@@ -213,5 +215,6 @@ class Http1Base:
             return b""  # HTTP/1 can only carry trailers in chunked bodies; Envoy drops them
         return b"".join([b"0\r\n", *header_block(headers), b"\r\n"])
 
-    def _message_sent(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _message_sent(self) -> None:
+        """The side's own bookkeeping once a whole message has been written."""

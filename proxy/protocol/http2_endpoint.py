@@ -12,6 +12,8 @@ Stream states (per stream, tracked here for queued data and acknowledgements)::
 """
 from __future__ import annotations
 
+import abc
+
 from collections import deque
 
 from h2.config import H2Configuration
@@ -67,7 +69,7 @@ def sanitize(headers: Headers, out: Headers) -> Headers:
     return out
 
 
-class H2Endpoint:
+class H2Endpoint(abc.ABC):
     """What client and server share: settings, flow control, stream bookkeeping."""
 
     _client_side = False
@@ -363,11 +365,13 @@ class H2Endpoint:
                 out.append(GoAway(ev.last_stream_id or 0, int(ev.error_code)))
         return out
 
+    @abc.abstractmethod
     def _on_head(self, ev: RequestReceived | ResponseReceived, out: list[Event]) -> None:
-        raise NotImplementedError
+        """Turn a received header block into the side's head event (request or response)."""
 
+    @abc.abstractmethod
     def _send_head(self, event: Event) -> None:
-        raise NotImplementedError
+        """Send the side's head event (request or response) as a HEADERS frame."""
 
     @staticmethod
     def _split(headers: Headers) -> tuple[dict[bytes, bytes], Headers, int | None]:

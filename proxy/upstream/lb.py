@@ -16,6 +16,8 @@ changes, never per request. Randomness comes from an injectable `random.Random`.
 """
 from __future__ import annotations
 
+import abc
+
 import dataclasses
 import heapq
 import math
@@ -124,7 +126,7 @@ def _no_host(key: int, attempt: int) -> None:  # type: ignore[return]
     return None
 
 
-class BaseLoadBalancer:
+class BaseLoadBalancer(abc.ABC):
     """Priority/health/panic plumbing shared by every algorithm.
 
     Subclasses implement `_make_picker(hosts) -> Picker`; a picker gets a 64-bit key
@@ -148,8 +150,9 @@ class BaseLoadBalancer:
         self.lb_healthy_panic = 0  # requests balanced while some level was in panic
 
     # -- building ---------------------------------------------------------------------
+    @abc.abstractmethod
     def _make_picker(self, hosts: tuple[Host, ...]) -> Picker:
-        raise NotImplementedError
+        """The per-policy picker over one set of hosts, built once per host-set change."""
 
     def _rebuild(self) -> None:
         hs = self.host_set
