@@ -8,7 +8,29 @@ import logging
 import os
 import sys
 
-import structlog
+
+def _wants_console() -> bool:
+    fmt = os.environ.get("ISTHMUS_LOG_FORMAT", "")
+    return fmt == "console" or (fmt != "json" and sys.stderr is not None and sys.stderr.isatty())
+
+
+def _import_structlog():
+    """structlog imports rich (when installed) at import time for pretty tracebacks,
+    ~7-16 MiB in every process. A service writing JSON never uses them: there, rich
+    is hidden while structlog is imported (a None entry in sys.modules makes its
+    `import rich` fail) and restored right after, so the CLI can still import it."""
+    if _wants_console() or "rich" in sys.modules or "structlog" in sys.modules:
+        import structlog as mod
+        return mod
+    sys.modules["rich"] = None  # type: ignore[assignment]
+    try:
+        import structlog as mod
+    finally:
+        del sys.modules["rich"]
+    return mod
+
+
+structlog = _import_structlog()
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -17,8 +39,7 @@ def configure(component: str, level: str | None = None, json: bool | None = None
     """Set up structlog for one process. `json=None` picks JSON unless stderr is a tty."""
     level_name = (level or os.environ.get("ISTHMUS_LOG_LEVEL", "info")).lower()
     if json is None:
-        fmt = os.environ.get("ISTHMUS_LOG_FORMAT", "")
-        json = fmt == "json" or (fmt != "console" and not sys.stderr.isatty())
+        json = not _wants_console()
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     structlog.configure(
         processors=[

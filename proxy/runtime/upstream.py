@@ -29,8 +29,21 @@ if TYPE_CHECKING:
     from isthmus.proxy.runtime.cluster import ClusterState, HostInfo
 
 H1, H2 = "h1", "h2"
-# Below common server keep-alive timeouts (uvicorn 5 s, nginx 75 s): close idle first.
-DEFAULT_IDLE_TIMEOUT = 4.0
+# Plaintext upstreams are mostly apps, whose servers often close idle keep-alive
+# connections early (uvicorn 5 s, gunicorn 2 s): closing ours first avoids sending a
+# request into a connection the server is closing. TLS upstreams (mesh mTLS to another
+# sidecar, TLS origination) keep the configured idle timeout (Envoy's default 1 h):
+# a sidecar's downstream side keeps connections for 1 h too, and each reconnect costs
+# a full handshake on both sides.
+PLAINTEXT_IDLE_CAP = 4.0
+
+
+def pool_idle_timeout(configured: float | None, tls: bool) -> float | None:
+    """The idle timeout a host's pool uses: the configured one (None: never), capped
+    at PLAINTEXT_IDLE_CAP for plaintext upstreams."""
+    if not tls and (configured is None or configured > PLAINTEXT_IDLE_CAP):
+        return PLAINTEXT_IDLE_CAP
+    return configured
 
 
 class HostPool:
@@ -38,8 +51,7 @@ class HostPool:
 
     def __init__(self, cluster: "ClusterState", info: "HostInfo", protocol: str, priority: str = "default") -> None:
         http = cluster.config.http
-        idle = http.idle_timeout
-        idle = DEFAULT_IDLE_TIMEOUT if idle is None or idle > DEFAULT_IDLE_TIMEOUT else idle
+        idle = pool_idle_timeout(http.idle_timeout, info.tls is not None)
         settings = PoolSettings(PoolProtocol.HTTP2 if protocol == H2 else PoolProtocol.HTTP1,
                                 max(1, http.max_concurrent_streams), http.max_requests_per_connection or 0, idle)
         self.books = ConnectionPool(settings, cluster.breakers.get(priority) or cluster.breakers["default"], info.host)

@@ -201,3 +201,16 @@ spec:
     finally:
         await bad.stop()
         await good.stop()
+
+
+def test_pool_idle_timeout_caps_plaintext_upstreams_only():
+    from isthmus.proxy.runtime.upstream import PLAINTEXT_IDLE_CAP, pool_idle_timeout
+
+    # Apps' servers close idle keep-alive connections early: close ours first.
+    assert pool_idle_timeout(3600.0, tls=False) == PLAINTEXT_IDLE_CAP
+    assert pool_idle_timeout(None, tls=False) == PLAINTEXT_IDLE_CAP
+    assert pool_idle_timeout(2.0, tls=False) == 2.0
+    # mTLS to another sidecar (or TLS origination): keep the configured timeout, no re-handshakes.
+    assert pool_idle_timeout(3600.0, tls=True) == 3600.0
+    assert pool_idle_timeout(None, tls=True) is None
+    assert pool_idle_timeout(2.0, tls=True) == 2.0
