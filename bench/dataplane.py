@@ -115,6 +115,7 @@ class DataPlaneResult:
     samples: list[Sample] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)  # scenario → reason
     idle_rss_kib: dict[str, int] = field(default_factory=dict)
+    idle_uss_kib: dict[str, int] = field(default_factory=dict)  # private memory (no shared library pages)
     variants: tuple[str, ...] = ()
     scenarios: tuple[str, ...] = ()
     seconds: float = 0.0
@@ -346,7 +347,9 @@ def run(scenarios: tuple[str, ...], variants: tuple[str, ...], seconds: float, r
         ready = [s for s in scenarios if s in bed.targets]
         for s in ready:  # warm-up (not recorded): connection pools, lazy paths, caches
             t = bed.targets[s]
-            result.idle_rss_kib[s] = procs.tree_rss_kib([p for r in t.roots for p in procs.tree(r)]) if t.roots else 0
+            tree = [p for r in t.roots for p in procs.tree(r)]
+            result.idle_rss_kib[s] = procs.tree_rss_kib(tree) if t.roots else 0
+            result.idle_uss_kib[s] = procs.tree_uss_kib(tree) if t.roots else 0
             for proto in sorted({VARIANTS[v].protocol for v in variants}):
                 spec = next(VARIANTS[v] for v in variants if VARIANTS[v].protocol == proto)
                 _safe(lambda: run_load(t, spec, 1, pin, run_dir), log, f"warm-up {s}/{spec.name}")

@@ -113,6 +113,23 @@ def tree_rss_kib(pids: list[int]) -> int:
     return sum(rss_kib(p) for p in pids)
 
 
+def uss_kib(pid: int) -> int:
+    """Private (unique) memory: what the process itself adds, without the shared
+    library pages that RSS also counts (smaps_rollup Private_Clean + Private_Dirty)."""
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                total += int(line.split()[1])
+    except OSError:
+        pass
+    return total
+
+
+def tree_uss_kib(pids: list[int]) -> int:
+    return sum(uss_kib(p) for p in pids)
+
+
 def allowed_cpus(pid: int) -> str:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -92,14 +92,15 @@ def _dataplane_md(dp: dict) -> list[str]:
     lines += ["| scenario | path |", "|---|---|"]
     lines += [f"| {s} | {DESCRIPTIONS.get(s, '')} |" for s in dp["scenarios"]]
     lines.append("")
-    summary, idle = dp["summary"], dp.get("idle_rss_kib", {})
+    summary, idle, idle_uss = dp["summary"], dp.get("idle_rss_kib", {}), dp.get("idle_uss_kib", {})
     for variant in dp["variants"]:
         by = summary.get(variant, {})
         if not by:
             continue
         lines += [f"### {variant}: {VARIANT_TEXT.get(variant, '')}", "",
-                  "| scenario | req/s median (min–max) | p50 ms | p99 ms | proxy CPU µs/req | proxy RSS MiB idle → loaded |",
-                  "|---|---:|---:|---:|---:|---:|"]
+                  "| scenario | req/s median (min–max) | p50 ms | p99 ms | proxy CPU µs/req | proxy RSS MiB idle → loaded "
+                  "| private MiB idle |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         for s in dp["scenarios"]:
             e = by.get(s)
             if e is None:
@@ -107,8 +108,9 @@ def _dataplane_md(dp: dict) -> list[str]:
             errs = f" ⚠ {e['runs_with_errors']}/{e['runs']} runs had errors (left out)" if e["runs_with_errors"] else ""
             rss = "—" if s == "direct" else f"{_mib(idle.get(s))} → {_mib(e['rss_kib']['median'])}"
             cpu = "—" if s == "direct" else _range(e["cpu_us_per_req"], "{:,.1f}")
+            uss = "—" if s == "direct" or not idle_uss.get(s) else _mib(idle_uss.get(s))
             lines.append(f"| {s}{errs} | {_range(e['rps'])} | {_range(e['p50_ms'], '{:.2f}')} | "
-                         f"{_range(e['p99_ms'], '{:.2f}')} | {cpu} | {rss} |")
+                         f"{_range(e['p99_ms'], '{:.2f}')} | {cpu} | {rss} | {uss} |")
         lines.append("")
     lines += ["### Isthmus / Envoy (medians of this run)", "",
               "Above 1 is better for req/s, below 1 is better for latency, CPU and memory.", "",

@@ -59,7 +59,9 @@ def method_lines(plan: Plan, dp_variants: tuple[str, ...]) -> list[str]:
         "Backend: nginx (1 worker) answering a fixed body from memory; all traffic on 127.0.0.1.",
         "Proxy CPU µs per request: utime + stime from /proc/PID/stat of the proxy's process tree (agent and Envoy; "
         "both sidecars for sidecar → sidecar; nginx master + worker) across the run, divided by the requests "
-        "completed. RSS: VmRSS of the same tree, idle before any load and after each run.",
+        "completed. RSS: VmRSS of the same tree, idle before any load and after each run; private: the tree's "
+        "Private_Clean + Private_Dirty (smaps_rollup) idle, i.e. RSS without the shared library pages that every "
+        "process using the same libraries shares.",
         "Latency: wrk's --latency p50/p99; h2load's per-request log (its own p50/p99 over every request).",
         "A run with any socket error or non-2xx answer is left out of the figures and counted beside them.",
         f"Variants: {', '.join(dp_variants)}.",
@@ -147,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             results["dataplane"] = {
                 "seconds": dp.seconds, "rounds": dp.rounds, "pinning": dp.pinning, "scenarios": list(dp.scenarios),
                 "variants": list(ran_variants), "unavailable": dp.unavailable, "idle_rss_kib": dp.idle_rss_kib,
+                "idle_uss_kib": dp.idle_uss_kib,
                 "samples": rows, "summary": summary, "ratios": report.ratios(summary), "profiles": dp.profiles,
                 "method": f"{plan.seconds:g} s × {plan.rounds} rounds per scenario and variant, interleaved; "
                           f"{dp.pinning}.",

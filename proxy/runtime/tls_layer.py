@@ -131,6 +131,8 @@ class TlsLayer:
                     self.close()
                 return
             app.data_received(chunk)
+            if not self.incoming.pending and not sslobj.pending():
+                break  # all consumed: skip the read that would only raise SSLWantReadError
         self._flush()
 
     def _handshake_done(self) -> bool:

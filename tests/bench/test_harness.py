@@ -142,7 +142,8 @@ def _results(mode: str = "quick") -> dict:
         "method": ["Load: wrk."], "settings": {"nginx": "keep-alive upstream"},
         "dataplane": {"seconds": 2, "rounds": 3, "pinning": "pinned", "scenarios": ["direct", "envoy", "isthmus", "envoy-s2s"],
                       "variants": ["plain-c16"], "unavailable": {"envoy-s2s": "envoy sidecar did not start: boom"},
-                      "idle_rss_kib": {"envoy": 40960, "isthmus": 20480}, "samples": _rows(), "summary": summary,
+                      "idle_rss_kib": {"envoy": 40960, "isthmus": 20480},
+                      "idle_uss_kib": {"envoy": 30720, "isthmus": 10240}, "samples": _rows(), "summary": summary,
                       "ratios": report.ratios(summary), "profiles": {"isthmus": "100 samples"}, "method": "2 s × 3"},
         "controlplane": {
             "pilot": {"services": 200, "clients": 20, "rounds": 2, "pinning": "pilot on CPU 1", "settings": "defaults",
@@ -174,7 +175,7 @@ def test_report_renders_every_section():
     assert "| 3.11.7 | 1.40.0 | not installed |" in md  # haproxy's version is None
     assert "**envoy-s2s** — not available: envoy sidecar did not start: boom" in md
     assert "| isthmus ⚠ 1/4 runs had errors (left out) | 2,500 (2,400–2,600) |" in md
-    assert "| envoy | 5,500 (5,000–6,000) |" in md and "40.0 → 48.8" in md
+    assert "| envoy | 5,500 (5,000–6,000) |" in md and "40.0 → 48.8 | 30.0 |" in md
     assert "| plain-c16 | one hop | 0.45× |" in md
     assert "Pilot convergence: 200 services, 20 simulated sidecars" in md and "| 1,000 (900–1,100) |" in md
     assert "cds 20 × 0.20 s" in md and "20 sidecars connecting 10 at a time, all synced in 1.20 s" in md
@@ -294,6 +295,9 @@ def test_proc_readings_of_a_process_tree():
     try:
         assert child.pid in procs.tree(os.getpid())
         assert procs.cpu_seconds(os.getpid()) > 0 and procs.rss_kib(os.getpid()) > 1000
+        # private memory excludes shared library pages: positive, and below RSS
+        assert 0 < procs.uss_kib(os.getpid()) < procs.rss_kib(os.getpid())
+        assert procs.uss_kib(2**22 + 7) == 0
         assert procs.tree_cpu_seconds([]) == 0 and procs.cpu_seconds(2**22 + 7) == 0.0
     finally:
         child.kill()
