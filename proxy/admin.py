@@ -21,12 +21,12 @@ import time
 from typing import Any, Iterable, Mapping, Protocol
 
 import structlog
-from aiohttp import web
 from envoy.admin.v3 import clusters_pb2, listeners_pb2, server_info_pb2
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import duration_pb2, json_format
 
 from isthmus.proxy.stats import Stats
+from isthmus.shared.service.http import App, HttpServer, Request, Response, serve
 from isthmus.shared.logging import get_logger
 
 log = get_logger("proxy.admin")
@@ -180,9 +180,9 @@ def server_info(backend: AdminBackend, version: str = "isthmus") -> dict:
     return out
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, text=json.dumps(data, indent=1, default=str) + "\n",
-                        content_type="application/json")
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(status=status, text=json.dumps(data, indent=1, default=str) + "\n",
+                    content_type="application/json")
 
 
 def _filter(text: str, pattern: str | None) -> str:
@@ -239,74 +239,74 @@ def merge_clusters(per_worker: list[list[dict]]) -> list[dict]:
 
 # ---- the server ------------------------------------------------------------------------
 
-def admin_app(backend: AdminBackend) -> web.Application:
-    async def stats(request: web.Request) -> web.Response:
+def admin_app(backend: AdminBackend) -> App:
+    async def stats(request: Request) -> Response:
         s = await backend.stats()
         fmt = request.query.get("format", "")
         if fmt == "prometheus":
-            return web.Response(text=s.render_prometheus(), content_type="text/plain")
+            return Response(text=s.render_prometheus(), content_type="text/plain")
         text = _filter(s.render_text(), request.query.get("filter"))
         if fmt == "json":
             return _json({"stats": [{"name": n, "value": v} for n, v in
                                     (line.split(": ", 1) for line in text.splitlines() if ": " in line)]})
-        return web.Response(text=text)
+        return Response(text=text)
 
-    async def prometheus(_: web.Request) -> web.Response:
-        return web.Response(text=(await backend.stats()).render_prometheus(), content_type="text/plain")
+    async def prometheus(_: Request) -> Response:
+        return Response(text=(await backend.stats()).render_prometheus(), content_type="text/plain")
 
-    async def config_dump(request: web.Request) -> web.Response:
+    async def config_dump(request: Request) -> Response:
         return _json(await backend.config_dump(include_eds=True))
 
-    async def clusters(request: web.Request) -> web.Response:
+    async def clusters(request: Request) -> Response:
         data = [plain(c) for c in await backend.clusters()]
         if request.query.get("format") == "json":
             return _json(render_clusters_json(data))
-        return web.Response(text=render_clusters_text(data))
+        return Response(text=render_clusters_text(data))
 
-    async def listeners(request: web.Request) -> web.Response:
+    async def listeners(request: Request) -> Response:
         out = render_listeners([plain(x) for x in await backend.listeners()], request.query.get("format", ""))
-        return _json(out) if isinstance(out, dict) else web.Response(text=out)
+        return _json(out) if isinstance(out, dict) else Response(text=out)
 
-    async def ready(_: web.Request) -> web.Response:
+    async def ready(_: Request) -> Response:
         state = backend.state()
-        return web.Response(status=200 if state == "LIVE" else 503, text=state + "\n")
+        return Response(status=200 if state == "LIVE" else 503, text=state + "\n")
 
-    async def info(_: web.Request) -> web.Response:
+    async def info(_: Request) -> Response:
         return _json(server_info(backend))
 
-    async def logging_page(request: web.Request) -> web.Response:
+    async def logging_page(request: Request) -> Response:
         if request.method == "POST" and "level" in request.query:
             try:
                 backend.set_log_level(request.query["level"])
             except ValueError as exc:
-                return web.Response(status=400, text=f"{exc}\nusage: POST /logging?level=<{'|'.join(LEVELS)}>\n")
+                return Response(status=400, text=f"{exc}\nusage: POST /logging?level=<{'|'.join(LEVELS)}>\n")
             log.info("log level changed", level=log_level())
-        return web.Response(text=f"active loggers:\n  isthmus: {log_level()}\n")
+        return Response(text=f"active loggers:\n  isthmus: {log_level()}\n")
 
-    async def quit_(_: web.Request) -> web.Response:
+    async def quit_(_: Request) -> Response:
         log.info("admin /quitquitquit: draining and exiting")
         asyncio.get_running_loop().create_task(backend.quit(), name="admin quitquitquit")
-        return web.Response(text="OK\n")
+        return Response(text="OK\n")
 
-    async def drain(request: web.Request) -> web.Response:
+    async def drain(request: Request) -> Response:
         await backend.drain_listeners(graceful="graceful" in request.query, inbound_only="inboundonly" in request.query)
-        return web.Response(text="OK\n")
+        return Response(text="OK\n")
 
-    async def xds(_: web.Request) -> web.Response:
+    async def xds(_: Request) -> Response:
         return _json(plain(await backend.xds_status()))
 
-    async def index(_: web.Request) -> web.Response:
-        return web.Response(text="".join(f"  {p}\n" for p in sorted(PAGES)))
+    async def index(_: Request) -> Response:
+        return Response(text="".join(f"  {p}\n" for p in sorted(PAGES)))
 
-    app = web.Application()
+    app = App()
     PAGES = {"/stats": stats, "/stats/prometheus": prometheus, "/config_dump": config_dump, "/clusters": clusters,
              "/listeners": listeners, "/ready": ready, "/server_info": info, "/xds": xds}
     for path, handler in PAGES.items():
-        app.router.add_get(path, handler)
-    app.router.add_get("/", index)
-    app.router.add_route("*", "/logging", logging_page)
-    app.router.add_post("/quitquitquit", quit_)
-    app.router.add_post("/drain_listeners", drain)
+        app.add_get(path, handler)
+    app.add_get("/", index)
+    app.add_route("*", "/logging", logging_page)
+    app.add_post("/quitquitquit", quit_)
+    app.add_post("/drain_listeners", drain)
     return app
 
 
@@ -318,29 +318,26 @@ class AdminServer:
         self.backend = backend
         self.host, self.port = host, port
         self.stats_host, self.stats_port = stats_host, stats_port
-        self._runners: list[web.AppRunner] = []
+        self._servers: list[HttpServer] = []
 
     async def start(self) -> None:
         self.port = await self._serve(admin_app(self.backend), self.host, self.port)
         if self.stats_port is not None:
-            stats = web.Application()
+            stats = App()
 
-            async def prometheus(_: web.Request) -> web.Response:
-                return web.Response(text=(await self.backend.stats()).render_prometheus(), content_type="text/plain")
+            async def prometheus(_: Request) -> Response:
+                return Response(text=(await self.backend.stats()).render_prometheus(), content_type="text/plain")
 
-            stats.router.add_get("/stats/prometheus", prometheus)
+            stats.add_get("/stats/prometheus", prometheus)
             self.stats_port = await self._serve(stats, self.stats_host, self.stats_port)
         log.info("admin serving", admin=f"{self.host}:{self.port}", stats_port=self.stats_port)
 
-    async def _serve(self, app: web.Application, host: str, port: int) -> int:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        self._runners.append(runner)
-        return site._server.sockets[0].getsockname()[1] if port == 0 else port  # type: ignore[union-attr]
+    async def _serve(self, app: App, host: str, port: int) -> int:
+        server = await serve(app, host, port)
+        self._servers.append(server)
+        return server.port
 
     async def stop(self) -> None:
-        for runner in self._runners:
-            await runner.cleanup()
-        self._runners.clear()
+        for server in self._servers:
+            await server.close()
+        self._servers.clear()

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from aiohttp import web
 
 from isthmus.proxy.bootstrap import WorkloadIdentity, build_bootstrap, parse_labels, parse_port
 from isthmus.shared import logging as slog
 from isthmus.shared.service.grpcserver import stop_event
+from isthmus.shared.service.http import App, HttpServer, Request, Response, serve
 
 log = slog.get_logger("proxy.agent")
 
@@ -58,18 +58,15 @@ async def _certificates(opts: AgentOptions):
     return manager
 
 
-async def _status_server(port: int, ready, host: str = "127.0.0.1") -> web.AppRunner:
-    async def healthz(_: web.Request) -> web.Response:
+async def _status_server(port: int, ready, host: str = "127.0.0.1") -> HttpServer:
+    async def healthz(_: Request) -> Response:
         ok, why = await ready()
-        return web.Response(status=200 if ok else 503, text="ok\n" if ok else f"not ready: {why}\n")
+        return Response(status=200 if ok else 503, text="ok\n" if ok else f"not ready: {why}\n")
 
-    app = web.Application()
-    app.router.add_get("/healthz/ready", healthz)
-    app.router.add_get("/ready", healthz)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
+    app = App()
+    app.add_get("/healthz/ready", healthz)
+    app.add_get("/ready", healthz)
+    return await serve(app, host, port)
 
 
 async def run_agent(opts: AgentOptions) -> int:

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
 from pathlib import Path
-
-import aiohttp
 
 from isthmus.shared.logging import get_logger
 
@@ -44,6 +41,25 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+async def admin_status(port: int, method: str, target: str, timeout: float) -> int:
+    """One request to Envoy's admin on 127.0.0.1:`port` → the response's status code.
+    (A dozen lines of asyncio instead of aiohttp's client: the agent imports no aiohttp.)"""
+    async def exchange() -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n"
+                         "Connection: close\r\n\r\n".encode())
+            status_line = await reader.readline()  # HTTP/1.1 200 OK
+            parts = status_line.split(b" ", 2)
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+                raise OSError(f"envoy admin: bad status line {status_line[:80]!r}")
+            return int(parts[1])
+        finally:
+            writer.close()
+
+    return await asyncio.wait_for(exchange(), timeout)
 
 
 class EnvoyEngine:
@@ -77,10 +93,8 @@ class EnvoyEngine:
         if self.proc is None or self.proc.returncode is not None:
             return False
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as s:
-                async with s.get(f"http://127.0.0.1:{self.admin_port}/ready") as r:
-                    return r.status == 200
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            return await admin_status(self.admin_port, "GET", "/ready", timeout=1) == 200
+        except (asyncio.TimeoutError, OSError):
             return False
 
     async def drain(self, deadline: float) -> None:
@@ -88,9 +102,8 @@ class EnvoyEngine:
         if self.proc is None or self.proc.returncode is not None:
             return
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as s:
-                await s.post(f"http://127.0.0.1:{self.admin_port}/drain_listeners?graceful&inboundonly")
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            await admin_status(self.admin_port, "POST", "/drain_listeners?graceful&inboundonly", timeout=2)
+        except (asyncio.TimeoutError, OSError):
             pass
         await asyncio.sleep(min(deadline, 1.0))
 

@@ -4,12 +4,11 @@ Extra debug routes are passed in by the service (pilot's /debug/*).
 """
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from typing import Callable
 
-from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from isthmus.shared.service.http import App, Handler, HttpServer, Request, Response, serve
 
 
 async def start_monitoring(
@@ -18,22 +17,19 @@ async def start_monitoring(
     registry: CollectorRegistry,
     ready: Callable[[], bool] = lambda: True,
     routes: dict[str, Handler] | None = None,
-) -> web.AppRunner:
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+) -> HttpServer:
+    async def metrics(_: Request) -> Response:
+        return Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def healthz(_: web.Request) -> web.Response:
+    async def healthz(_: Request) -> Response:
         ok = ready()
-        return web.Response(status=200 if ok else 503, text="ok\n" if ok else "not ready\n")
+        return Response(status=200 if ok else 503, text="ok\n" if ok else "not ready\n")
 
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/stats/prometheus", metrics)
-    app.router.add_get("/healthz/ready", healthz)
-    app.router.add_get("/ready", healthz)
+    app = App()
+    app.add_get("/metrics", metrics)
+    app.add_get("/stats/prometheus", metrics)
+    app.add_get("/healthz/ready", healthz)
+    app.add_get("/ready", healthz)
     for path, handler in (routes or {}).items():
-        app.router.add_get(path, handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
+        app.add_get(path, handler)
+    return await serve(app, host, port)

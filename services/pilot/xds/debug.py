@@ -12,7 +12,6 @@ import json
 from types import MappingProxyType
 from typing import Any
 
-from aiohttp import web
 from google.protobuf import json_format
 
 from isthmus.pilot.xds.discovery import DiscoveryServer
@@ -20,6 +19,7 @@ from isthmus.pilot.xds.status import proxy_status
 from isthmus.pilot.xds.typeurls import SECRET, short_name
 from isthmus.shared.config.resource import Resource
 from isthmus.shared.config.secret import redacted_body
+from isthmus.shared.service.http import Handler, Request, Response
 
 REDACTED = "[redacted]"  # what Envoy's own config_dump shows for private keys
 
@@ -57,23 +57,23 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, text=json.dumps(data, indent=1, sort_keys=True, default=str) + "\n",
-                        content_type="application/json")
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(status=status, text=json.dumps(data, indent=1, sort_keys=True, default=str) + "\n",
+                    content_type="application/json")
 
 
-def _error(status: int, message: str) -> web.Response:
+def _error(status: int, message: str) -> Response:
     return _json({"error": message}, status)
 
 
-def debug_routes(discovery: DiscoveryServer) -> dict[str, Any]:
-    async def syncz(_: web.Request) -> web.Response:
+def debug_routes(discovery: DiscoveryServer) -> dict[str, Handler]:
+    async def syncz(_: Request) -> Response:
         return _json([e.to_dict() for e in discovery.syncz()])
 
-    async def proxy_status_page(_: web.Request) -> web.Response:
+    async def proxy_status_page(_: Request) -> Response:
         return _json([jsonable(r) for r in proxy_status(discovery.syncz())])
 
-    async def config_dump(request: web.Request) -> web.Response:
+    async def config_dump(request: Request) -> Response:
         proxy_id = request.query.get("proxyID") or request.query.get("proxy_id")
         if not proxy_id:
             return _error(400, "config_dump needs ?proxyID=<node id or name.namespace> (see /debug/syncz)")
@@ -87,7 +87,7 @@ def debug_routes(discovery: DiscoveryServer) -> dict[str, Any]:
             "resources": {short_name(t): [json_format.MessageToDict(_redacted(t, r)) for r in rs] for t, rs in dump.items()},
         })
 
-    async def registryz(_: web.Request) -> web.Response:
+    async def registryz(_: Request) -> Response:
         push = discovery.push_context
         if push is None:
             return _error(503, "no PushContext yet")
@@ -96,14 +96,14 @@ def debug_routes(discovery: DiscoveryServer) -> dict[str, Any]:
             for svc in push.services()
         ])
 
-    async def configz(_: web.Request) -> web.Response:
+    async def configz(_: Request) -> Response:
         push = discovery.push_context
         if push is None:
             return _error(503, "no PushContext yet")
         return _json({"revision": push.configs.revision,
                       "resources": [_manifest(r) for r in push.configs.resources()]})
 
-    async def push_status(_: web.Request) -> web.Response:
+    async def push_status(_: Request) -> Response:
         return _json(discovery.status_snapshot())
 
     return {

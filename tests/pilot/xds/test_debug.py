@@ -1,15 +1,15 @@
 """/debug/* pages over HTTP, mounted as the monitoring server mounts them."""
 from __future__ import annotations
 
+import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from isthmus.pilot.model.mesh import MeshConfig
 from isthmus.pilot.model.push_context import ConfigSnapshot, PushContext
 from isthmus.pilot.xds import typeurls as T
 from isthmus.pilot.xds.debug import debug_routes
 from isthmus.pilot.xds.status import SyncEntry, proxy_status
+from isthmus.shared.service.http import App, serve
 from tests.pilot.fixtures import BOOKINFO_SERVICES, resources_from_yaml
 from tests.pilot.xds.harness import FakeMesh, start_harness
 
@@ -28,15 +28,16 @@ class BookinfoMesh(FakeMesh):
 @pytest.fixture
 async def pages():
     h = await start_harness(BookinfoMesh())
-    app = web.Application()
+    app = App()
     for path, handler in debug_routes(h.discovery).items():
-        app.router.add_get(path, handler)
-    client = TestClient(TestServer(app))
-    await client.start_server()
+        app.add_get(path, handler)
+    server = await serve(app, "127.0.0.1", 0)
+    client = aiohttp.ClientSession(base_url=f"http://127.0.0.1:{server.port}")
     try:
         yield h, client
     finally:
         await client.close()
+        await server.close()
         await h.close()
 
 
