@@ -214,6 +214,16 @@ def test_targets_evaluate_met_unmet_and_unmeasured():
         ("fast", "**not met**"), ("ratio", "**not met**"), ("missing", "not measured in this run")]
 
 
+def test_rss_target_reads_idle_kib_as_mib():
+    res = _results()
+    rss = next(t for t in targets.TARGETS if "RSS" in t.text)
+    [row] = targets.evaluate(res, (rss,))
+    assert row["measured"] == "20 MiB" and row["verdict"] == "met"  # 20480 KiB idle
+    res["dataplane"]["idle_rss_kib"]["isthmus"] = 41 * 1024
+    [row] = targets.evaluate(res, (rss,))
+    assert row["measured"] == "41 MiB" and row["verdict"] == "**not met**"
+
+
 # ---------------------------------------------------------------- smaller pure helpers
 
 def test_collapsed_stacks_summary():
