@@ -12,7 +12,6 @@ named, not read (the runtime reads them) and not watched.
 from __future__ import annotations
 
 import os
-import ssl
 from typing import Mapping, Protocol
 
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2
@@ -20,11 +19,10 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2
 from isthmus.proxy.config.common import DataSourceConfig
 from isthmus.proxy.config.secrets import SecretConfig
 from isthmus.proxy.config.tls import CertificateConfig, ValidationConfig
+from isthmus.shared.file_secrets import is_file_secret, parse_file_secret
 
 WORKLOAD = "default"
 ROOTS = "ROOTCA"
-FILE_CERT = "file-cert:"
-FILE_ROOT = "file-root:"
 
 
 class CertSource(Protocol):
@@ -36,23 +34,14 @@ class CertSource(Protocol):
     def version(self) -> int: ...
 
 
-def system_roots_file() -> str:
-    paths = ssl.get_default_verify_paths()
-    return paths.cafile or paths.openssl_cafile or ""
-
-
 def _file_secret(name: str) -> SecretConfig | None:
-    if name.startswith(FILE_CERT):
-        cert, sep, key = name[len(FILE_CERT):].partition("~")
-        if not sep or not cert or not key:
-            return None
-        return SecretConfig(name, tls_certificate=CertificateConfig(DataSourceConfig(filename=cert),
-                                                                    DataSourceConfig(filename=key)))
-    path = name[len(FILE_ROOT):]
-    if path == "system":
-        path = system_roots_file()
-    return SecretConfig(name, validation_context=ValidationConfig(trusted_ca=DataSourceConfig(filename=path))) \
-        if path else None
+    f = parse_file_secret(name)
+    if f is None:
+        return None
+    if f.cert:
+        return SecretConfig(name, tls_certificate=CertificateConfig(DataSourceConfig(filename=f.cert),
+                                                                    DataSourceConfig(filename=f.key)))
+    return SecretConfig(name, validation_context=ValidationConfig(trusted_ca=DataSourceConfig(filename=f.ca)))
 
 
 class AgentSecrets:
@@ -83,7 +72,7 @@ class AgentSecrets:
         self._sync()
         if name in (WORKLOAD, ROOTS):
             return self._local.get(name)
-        if name.startswith((FILE_CERT, FILE_ROOT)):
+        if is_file_secret(name):
             if name not in self._files:
                 self._files[name] = _file_secret(name)
             return self._files[name]
@@ -108,7 +97,7 @@ class AgentSecrets:
         if name in (WORKLOAD, ROOTS):
             self._sync()
             return name in self._local
-        if name.startswith((FILE_CERT, FILE_ROOT)):
+        if is_file_secret(name):
             secret = self.get(name)
             return secret is not None and all(os.path.exists(src.filename) for src in _sources(secret))
         return False

@@ -1,13 +1,17 @@
 """SDS for a real Envoy: serves the certificate manager's material over
 `envoy.service.secret.v3.SecretDiscoveryService` on a Unix socket, as Istio's agent
 does — resource `default` (tls_certificate: chain + key) and `ROOTCA`
-(validation_context: the trust bundle). Streams push a new version on every renewal.
+(validation_context: the trust bundle) — and the file-backed names pilot uses for
+certificate files (`file-cert:CERT~KEY`, `file-root:CA`; shared/file_secrets.py), read
+and sent inline. Streams push a new version on every renewal and whenever a named
+file changes (polled every FILE_POLL_SECONDS, as Istio's agent watches them).
 """
 from __future__ import annotations
 
 import asyncio
 import itertools
 import os
+import zlib
 from pathlib import Path
 
 import grpc
@@ -17,6 +21,7 @@ from envoy.service.secret.v3 import sds_pb2_grpc
 from google.protobuf import any_pb2
 
 from isthmus.citadel.certmanager import CertificateManager, WorkloadCert
+from isthmus.shared.file_secrets import parse_file_secret
 from isthmus.shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -24,6 +29,39 @@ log = get_logger(__name__)
 SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 WORKLOAD_SECRET = "default"
 ROOT_SECRET = "ROOTCA"
+FILE_POLL_SECONDS = 2.0
+
+
+def file_secret(name: str) -> secret_pb2.Secret | None:
+    """A `file-cert:` / `file-root:` secret with the files' contents inline; None when
+    `name` is not one, or a file cannot be read (logged: Envoy keeps waiting for it)."""
+    f = parse_file_secret(name)
+    if f is None:
+        return None
+    try:
+        if f.cert:
+            return secret_pb2.Secret(name=name, tls_certificate=common_pb2.TlsCertificate(
+                certificate_chain={"inline_bytes": Path(f.cert).read_bytes()},
+                private_key={"inline_bytes": Path(f.key).read_bytes()}))
+        return secret_pb2.Secret(name=name, validation_context=common_pb2.CertificateValidationContext(
+            trusted_ca={"inline_bytes": Path(f.ca).read_bytes()}))
+    except OSError as exc:
+        log.warning("sds: cannot read the files of a secret", secret=name, error=str(exc))
+        return None
+
+
+def files_signature(names: list[str]) -> int:
+    """Changes whenever a file named by one of `names` is replaced, rewritten or removed."""
+    parts = []
+    for name in names:
+        f = parse_file_secret(name)
+        for path in f.paths if f is not None else ():
+            try:
+                st = os.stat(path)
+                parts.append((path, st.st_ino, st.st_mtime_ns, st.st_size))
+            except OSError:
+                parts.append((path, None))
+    return zlib.crc32(repr(parts).encode())
 
 
 def build_secret(name: str, cert: WorkloadCert) -> secret_pb2.Secret | None:
@@ -35,7 +73,7 @@ def build_secret(name: str, cert: WorkloadCert) -> secret_pb2.Secret | None:
     if name == ROOT_SECRET:
         return secret_pb2.Secret(name=name, validation_context=common_pb2.CertificateValidationContext(
             trusted_ca={"inline_bytes": cert.roots_pem}))
-    return None
+    return file_secret(name)
 
 
 def _pack(secret: secret_pb2.Secret) -> any_pb2.Any:
@@ -53,13 +91,14 @@ class SecretDiscoveryService(sds_pb2_grpc.SecretDiscoveryServiceServicer):
         cert = self.manager.current()
         if cert is None:
             return None
-        secrets = [s for s in (build_secret(n, cert) for n in names) if s is not None]
-        unknown = [n for n in names if build_secret(n, cert) is None]
+        built = {n: build_secret(n, cert) for n in names}
+        unknown = [n for n, s in built.items() if s is None]
         if unknown:
-            log.warning("sds: unknown secret names requested", names=unknown,
-                        served=[WORKLOAD_SECRET, ROOT_SECRET])
-        return discovery_pb2.DiscoveryResponse(version_info=str(self.manager.version), type_url=SECRET_TYPE,
-                                               resources=[_pack(s) for s in secrets],
+            log.warning("sds: secret names not served", names=unknown,
+                        served=[WORKLOAD_SECRET, ROOT_SECRET, "file-cert:CERT~KEY", "file-root:CA"])
+        version = f"{self.manager.version}.{files_signature(names):08x}"
+        return discovery_pb2.DiscoveryResponse(version_info=version, type_url=SECRET_TYPE,
+                                               resources=[_pack(s) for s in built.values() if s is not None],
                                                nonce=str(next(self._nonces)))
 
     async def FetchSecrets(self, request: discovery_pb2.DiscoveryRequest,
@@ -83,8 +122,18 @@ class SecretDiscoveryService(sds_pb2_grpc.SecretDiscoveryServiceServicer):
                 seen = await self.manager.wait_changed(seen)
                 await events.put("changed")
 
-        tasks = [asyncio.create_task(read_requests()), asyncio.create_task(watch_changes())]
         names: list[str] = []
+        sent = {"files": files_signature(names)}  # the files as of the last response
+
+        async def watch_files() -> None:
+            while True:
+                await asyncio.sleep(FILE_POLL_SECONDS)
+                if files_signature(names) != sent["files"]:
+                    sent["files"] = files_signature(names)
+                    await events.put("changed")
+
+        tasks = [asyncio.create_task(read_requests()), asyncio.create_task(watch_changes()),
+                 asyncio.create_task(watch_files())]
         try:
             while True:
                 event = await events.get()
@@ -100,6 +149,7 @@ class SecretDiscoveryService(sds_pb2_grpc.SecretDiscoveryServiceServicer):
                     names = list(event.resource_names)
                 if not names:
                     continue
+                sent["files"] = files_signature(names)
                 resp = self._response(names)
                 if resp is not None:
                     yield resp

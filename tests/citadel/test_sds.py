@@ -104,6 +104,47 @@ async def test_fetch_secrets_and_unknown_names(workload, socket_dir):
     assert (socket_dir / "sds.sock").stat().st_mode & 0o777 == 0o600
 
 
+async def test_file_secrets_are_read_and_sent_inline(workload, socket_dir):
+    mgr, _ = await workload()
+    files = socket_dir / "files"
+    files.mkdir()
+    (files / "c.pem").write_bytes(b"CHAIN")
+    (files / "k.pem").write_bytes(b"KEY")
+    (files / "ca.pem").write_bytes(b"ROOTS")
+    cert_name, root_name = f"file-cert:{files}/c.pem~{files}/k.pem", f"file-root:{files}/ca.pem"
+    missing = f"file-root:{files}/nope.pem"
+    async with grpc.aio.insecure_channel(f"unix:{socket_dir / 'sds.sock'}") as channel:
+        stub = sds_pb2_grpc.SecretDiscoveryServiceStub(channel)
+        got = secrets_of(await stub.FetchSecrets(request([cert_name, root_name, missing]), timeout=5))
+    assert list(got) == [cert_name, root_name]  # an unreadable file is not served (Envoy keeps waiting)
+    assert got[cert_name].tls_certificate.certificate_chain.inline_bytes == b"CHAIN"
+    assert got[cert_name].tls_certificate.private_key.inline_bytes == b"KEY"
+    assert got[root_name].validation_context.trusted_ca.inline_bytes == b"ROOTS"
+
+
+async def test_stream_pushes_when_a_named_file_changes(workload, socket_dir, monkeypatch):
+    import isthmus.citadel.sds as sds
+
+    monkeypatch.setattr(sds, "FILE_POLL_SECONDS", 0.05)
+    mgr, _ = await workload()
+    ca = socket_dir / "ca.pem"
+    ca.write_bytes(b"OLD ROOTS")
+    name = f"file-root:{ca}"
+    async with grpc.aio.insecure_channel(f"unix:{socket_dir / 'sds.sock'}") as channel:
+        stream = sds_pb2_grpc.SecretDiscoveryServiceStub(channel).StreamSecrets()
+        await stream.write(request([name]))
+        first = await asyncio.wait_for(stream.read(), 5)
+        assert secrets_of(first)[name].validation_context.trusted_ca.inline_bytes == b"OLD ROOTS"
+        await stream.write(request([name], first.version_info, first.nonce))  # ACK
+        tmp = socket_dir / "ca.pem.new"
+        tmp.write_bytes(b"NEW ROOTS, longer")
+        tmp.replace(ca)  # how mounted secrets are updated: a new file renamed over the old
+        pushed = await asyncio.wait_for(stream.read(), 5)
+        assert pushed.version_info != first.version_info
+        assert secrets_of(pushed)[name].validation_context.trusted_ca.inline_bytes == b"NEW ROOTS, longer"
+        await stream.done_writing()
+
+
 # -- real Envoy -----------------------------------------------------------------------------
 
 def _envoy_path() -> str | None:

@@ -23,7 +23,7 @@ from tests.helpers.tlsca import TestCA
 
 pytestmark = [needs_curl]
 
-SERVER_PORTS = (80, 443, 8080, 8443, 9443, 31400)
+SERVER_PORTS = (80, 443, 8080, 8443, 9443, 9444, 31400)
 
 SERVICES = """
 apiVersion: networking.istio.io/v1
@@ -170,6 +170,33 @@ spec:
 """
 
 
+# Certificates mounted as files (no credentialName): pilot names them `file-cert:` / `file-root:`
+# SDS resources that the gateway's own agent reads (both engines).
+FILE_GATEWAY = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: file-gateway}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 9444, name: https-files, protocol: HTTPS}}
+    hosts: [files.example.com]
+    tls: {{mode: SIMPLE, serverCertificate: {cert}, privateKey: {key}}}
+  - port: {{number: 9444, name: https-files-mutual, protocol: HTTPS}}
+    hosts: [files-mutual.example.com]
+    tls: {{mode: MUTUAL, serverCertificate: {cert}, privateKey: {key}, caCertificates: {ca}}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: files}}
+spec:
+  hosts: [files.example.com, files-mutual.example.com]
+  gateways: [file-gateway]
+  http:
+  - route: [{{destination: {{host: productpage, port: {{number: 9080}}}}}}]
+"""
+
+
 def _isthmus(m: LocalMesh, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*ISTHMUS, *args, "--galley", f"127.0.0.1:{m.galley_port}"], capture_output=True, text=True,
                           timeout=60)
@@ -204,6 +231,8 @@ def world(tmp_path_factory):
         create_tls_secret(m, "simple-cred", ca.issue("simple.example.com", "tcp.example.com"), pki)
         create_tls_secret(m, "mutual-cred", ca.issue("mutual.example.com", "optional.example.com"), pki, ca_file)
         create_tls_secret(m, "wild-cred", ca.issue("*.wild.test"), pki)
+        file_cert, file_key = ca.issue("files.example.com", "files-mutual.example.com").write(pki, "files")
+        m.apply(FILE_GATEWAY.format(cert=file_cert, key=file_key, ca=ca_file))
         yield {"mesh": m, "ca": ca, "ca_file": ca_file, "pki": pki, "backends": backends, "other_ca": other_ca}
     finally:
         m.close()
@@ -304,6 +333,14 @@ def test_wildcard_certificate_shared_by_two_gateways_answers_421_on_reuse(gw):
     reused = gw.https("a.wild.test", 8443, "/", "--http2", "-H", "Host: b.wild.test")
     assert reused.status == 421, reused.headers
     assert gw.https("b.wild.test", 8443, "/", "--http2", "-H", "Host: a.wild.test").status == 421
+
+
+def test_certificates_from_files_without_a_secret(gw):
+    assert _backend_of(gw.https("files.example.com", 9444, "/f")) == "productpage"
+    cert, key = gw.client_cert("file-client")
+    assert gw.https("files-mutual.example.com", 9444).code != 0  # MUTUAL: caCertificates from a file, required
+    res = gw.https("files-mutual.example.com", 9444, "/", "--cert", cert, "--key", key)
+    assert _backend_of(res) == "productpage"
 
 
 # ---------------------------------------------------------------- TLS passthrough, TCP
