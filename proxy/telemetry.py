@@ -211,7 +211,7 @@ class HcmStats(_Named):
         "downstream_rq_rx_reset", "downstream_rq_tx_reset", "downstream_rq_timeout", "downstream_rq_idle_timeout",
         "downstream_rq_header_timeout", "downstream_cx_destroy_remote_active_rq", "no_route", "rq_direct_response",
         "rq_redirect", "downstream_rq_ws_on_non_ws_route", "downstream_cx_ssl_handshake_error",
-        "downstream_rq_completed",
+        "downstream_rq_completed", "downstream_rq_max_duration_reached",
     )
     GAUGES = ("downstream_rq_active", "downstream_cx_active")
 

@@ -339,12 +339,13 @@ def route_action(msg: rc.RouteAction, where: Where, cluster_weight, vhost_retry:
         host_rewrite_path_regex=regex_rewrite(msg.host_rewrite_path_regex, where.at(rewrite)) if rewrite == "host_rewrite_path_regex" else None,
         append_x_forwarded_host=msg.append_x_forwarded_host,
         timeout=timeout(msg, "timeout", DEFAULT_ROUTE_TIMEOUT),
-        idle_timeout=timeout(msg, "idle_timeout", None),
+        idle_timeout=opt_seconds(msg, "idle_timeout"),  # None: the HCM's stream_idle_timeout; 0: none
         retry_policy=retry_policy(msg.retry_policy, where.at("retry_policy")) if msg.HasField("retry_policy") else vhost_retry,
         mirror_policies=mirrors or scope_mirrors,
         hash_policies=tuple(hash_policy(h, where.at("hash_policy").idx(i)) for i, h in enumerate(msg.hash_policy)),
         priority=enum(PRIORITIES, msg, "priority", where),
-        max_stream_duration=timeout(msd, "max_stream_duration", None) if msg.HasField("max_stream_duration") else None,
+        # None: the HCM's max_stream_duration applies; 0: none for this route (Envoy's convention here)
+        max_stream_duration=opt_seconds(msd, "max_stream_duration") if msg.HasField("max_stream_duration") else None,
         grpc_timeout_header_max=grpc_max,
         grpc_timeout_header_offset=grpc_offset,
         upgrades=upgrades or EMPTY,

@@ -403,9 +403,19 @@ class HttpConnection:
         if idle and not self.streams and self.stream is None and now - self.last_activity > idle:
             self.drain()
             return
+        if self.stream is None and not self.streams:
+            return
         sit = cfg.stream_idle_timeout
-        if sit and now - self.last_activity > sit:
-            from isthmus.proxy.filters.local_reply import BODY_STREAM_TIMEOUT, SI
-            for s in ([self.stream] if self.stream is not None else []) + list(self.streams.values()):
+        quiet = now - self.last_activity
+        for s in ([self.stream] if self.stream is not None else []) + list(self.streams.values()):
+            limit = sit
+            route = s.route
+            if route is not None:  # a route's idle_timeout overrides the HCM's (0: none)
+                own = getattr(route.action, "idle_timeout", None)
+                if own is not None:
+                    limit = own
+            if limit and quiet > limit:
+                from isthmus.proxy.filters.local_reply import BODY_STREAM_TIMEOUT, SI
                 self.hcm.stats.downstream_rq_idle_timeout.value += 1
-                s.local_reply(408 if not s.response_started else 0, BODY_STREAM_TIMEOUT, SI, "stream_idle_timeout")
+                # Envoy: 504 once the request was received whole, 408 while it was still arriving
+                s.local_reply(504 if s.request_done else 408, BODY_STREAM_TIMEOUT, SI, "stream_idle_timeout")

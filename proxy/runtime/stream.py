@@ -117,6 +117,11 @@ class Stream:
             return
         self.vhost, route = hit
         self.route = route
+        msd = getattr(route.action, "max_stream_duration", None)
+        if msd is None:
+            msd = hcm.config.max_stream_duration
+        if msd:
+            self.defer(msd - (self.conn.loop.time() - self.start), self._max_duration)
         require_tls = self.vhost.require_tls
         if require_tls != "none" and not self.conn.info.tls and (
             require_tls == "all" or self.header_str("x-envoy-internal") != "true"
@@ -141,6 +146,14 @@ class Stream:
         if not self.request_done and not self.done:
             self.hcm.stats.downstream_rq_timeout.value += 1
             self.local_reply(408, b"request timeout", 0, "request_overall_timeout")
+
+    def _max_duration(self) -> None:
+        """The route's (or the HCM's) max_stream_duration ran out. As Envoy: 504 when the
+        request was received whole, else 408, no response flag; a reset once the response
+        has started."""
+        if not self.done:
+            self.hcm.stats.downstream_rq_max_duration_reached.value += 1
+            self.local_reply(504 if self.request_done else 408, b"downstream duration timeout", 0, "max_duration_timeout")
 
     def _upgrade_allowed(self) -> bool:
         """Envoy: an upgrade must be enabled in the HCM's upgrade_configs or the route's."""

@@ -6,7 +6,7 @@ import time
 
 from aiohttp import web
 
-from tests.proxy.runtime.helpers import Backend, build_snapshot, dataplane, proxy_get, service_entry
+from tests.proxy.runtime.helpers import Backend, RawClient, build_snapshot, dataplane, proxy_get, service_entry
 
 URL = "http://backend.default.svc.cluster.local:9080"
 
@@ -214,3 +214,60 @@ def test_pool_idle_timeout_caps_plaintext_upstreams_only():
     assert pool_idle_timeout(3600.0, tls=True) == 3600.0
     assert pool_idle_timeout(None, tls=True) is None
     assert pool_idle_timeout(2.0, tls=True) == 2.0
+
+
+def _with_route_action(snap, **fields):
+    """The snapshot with every route action's `fields` set (protobuf paths → Duration text)."""
+    from google.protobuf import json_format
+
+    from isthmus.proxy.config.routes import ROUTE_TYPE_URL
+
+    routes = {}
+    for name, rc in snap.resources.get(ROUTE_TYPE_URL, {}).items():
+        rc = type(rc).FromString(rc.SerializeToString())
+        for vh in rc.virtual_hosts:
+            for r in vh.routes:
+                if r.HasField("route"):
+                    json_format.ParseDict(fields, r.route)
+        routes[name] = rc
+    return snap.with_update(ROUTE_TYPE_URL, routes, version="2")
+
+
+async def test_route_max_stream_duration_answers_504_as_envoy_does():
+    b = await Backend("b").start()
+    snap, ports = build_snapshot(service_entry("backend", b.port))
+    snap = _with_route_action(snap, maxStreamDuration={"maxStreamDuration": "0.3s"})
+    try:
+        async with dataplane(snap) as dp:
+            t0 = time.monotonic()
+            r = await proxy_get(ports["http_proxy"], URL + "/delay/3000")
+            # Envoy 1.40 (checked by hand): 504 for a request received whole, body as here, no response flag
+            assert r.status == 504 and r.body == b"downstream duration timeout"
+            assert 0.25 < time.monotonic() - t0 < 2.0
+            assert (await proxy_get(ports["http_proxy"], URL + "/quick")).status == 200  # under the limit: served
+            # A request still arriving when the time runs out: 408 (Envoy's maybeRequestTimeoutCode).
+            c = await RawClient.connect(ports["http_proxy"])
+            await c.send_raw(f"POST {URL}/slow HTTP/1.1\r\nhost: backend.default.svc.cluster.local:9080\r\n"
+                             "content-length: 10\r\n\r\n12".encode())
+            partial = await c.read_response(timeout=3.0)
+            await c.close()
+            assert partial.status == 408 and partial.body == b"downstream duration timeout"
+            text = dp.stats.render_text()
+            reached = [line for line in text.splitlines() if line.startswith("http.downstream_rq_max_duration_reached.")]
+            assert reached and any(line.endswith(": 2") for line in reached), reached
+    finally:
+        await b.stop()
+
+
+async def test_route_idle_timeout_overrides_the_hcm_stream_idle_timeout():
+    b = await Backend("b").start()
+    snap, ports = build_snapshot(service_entry("backend", b.port))
+    snap = _with_route_action(snap, idleTimeout="0.5s")
+    try:
+        async with dataplane(snap):
+            t0 = time.monotonic()
+            r = await proxy_get(ports["http_proxy"], URL + "/delay/4000")
+            assert r.status == 504 and r.body == b"stream timeout"  # Envoy: 504 SI once the request is whole
+            assert 0.4 < time.monotonic() - t0 < 3.0  # checked once a second
+    finally:
+        await b.stop()
