@@ -6,14 +6,38 @@ Envoy: `upstream_cluster` (the route's target), header matchers, downstream node
 `max_active_faults`. A delay hit pauses the request (response flag DI) and then the
 abort is considered; an abort hit answers locally with the HTTP status (or, for
 `grpc_status`, a trailers-only gRPC response) and flag FI, body "fault filter abort".
-Header-controlled faults (x-envoy-fault-*) are not implemented: they never fire.
+Header-controlled faults, as Envoy: with `header_delay` the request's
+`x-envoy-fault-delay-request` (milliseconds) sets the delay, with `header_abort` its
+`x-envoy-fault-abort-request` (an HTTP status in [200, 600)) or
+`x-envoy-fault-abort-grpc-request` (a gRPC status) the abort; a request without a valid
+value gets no fault. `x-envoy-fault-delay-request-percentage` /
+`x-envoy-fault-abort-request-percentage` lower the share: the value is a numerator over
+the configured denominator, capped at the configured numerator.
 """
 from __future__ import annotations
 
 import random
 
+from isthmus.proxy.config.common import Fraction
 from isthmus.proxy.config.http_filters import DISABLED, FaultConfig
 from isthmus.proxy.filters.local_reply import BODY_FAULT_ABORT, DI, FI
+
+
+def _header_int(stream, name: str) -> int | None:
+    value = stream.header_str(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if value.isdigit() else None
+
+
+def _share(stream, configured: Fraction, header: str) -> Fraction:
+    """The configured percentage, lowered by its `-percentage` request header (Envoy: the
+    header is a numerator over the configured denominator, capped at the configured one)."""
+    n = _header_int(stream, header)
+    if n is None or n >= configured.numerator:
+        return configured
+    return Fraction(n, configured.denominator)
 
 
 class FaultFilter:
@@ -56,7 +80,13 @@ class FaultFilter:
         if cfg is None:
             return True
         delay = cfg.delay
-        if delay is not None and delay.fixed_delay and delay.percentage.hits(self._rand(32)):
+        seconds = None
+        if delay is not None:
+            seconds = delay.fixed_delay
+            if delay.header_delay:
+                ms = _header_int(stream, "x-envoy-fault-delay-request")
+                seconds = ms / 1000 if ms else None
+        if seconds and _share(stream, delay.percentage, "x-envoy-fault-delay-request-percentage").hits(self._rand(32)):
             stream.flags |= DI
             self.active += 1
 
@@ -65,17 +95,27 @@ class FaultFilter:
                 if not stream.done and self._abort(stream, cfg):
                     stream.resume()
 
-            stream.defer(delay.fixed_delay, resume)
+            stream.defer(seconds, resume)
             return False
         return self._abort(stream, cfg)
 
     def _abort(self, stream, cfg: FaultConfig) -> bool:
         abort = cfg.abort
-        if abort is None or abort.header_abort or not abort.percentage.hits(self._rand(32)):
+        if abort is None:
+            return True
+        http_status, grpc_status = abort.http_status, abort.grpc_status
+        if abort.header_abort:
+            http_status = _header_int(stream, "x-envoy-fault-abort-request")
+            if http_status is not None and not 200 <= http_status < 600:
+                http_status = None
+            grpc_status = _header_int(stream, "x-envoy-fault-abort-grpc-request") if http_status is None else None
+            if http_status is None and grpc_status is None:
+                return True
+        if not _share(stream, abort.percentage, "x-envoy-fault-abort-request-percentage").hits(self._rand(32)):
             return True
         stream.flags |= FI
-        if abort.grpc_status is not None:
-            stream.grpc_local_reply(abort.grpc_status, BODY_FAULT_ABORT, "fault_filter_abort")
+        if grpc_status is not None:
+            stream.grpc_local_reply(grpc_status, BODY_FAULT_ABORT, "fault_filter_abort")
         else:
-            stream.local_reply(abort.http_status or 503, BODY_FAULT_ABORT, 0, "fault_filter_abort")
+            stream.local_reply(http_status or 503, BODY_FAULT_ABORT, 0, "fault_filter_abort")
         return False

@@ -34,7 +34,7 @@ class Stream:
         self.replies.append(("grpc", code))
 
     def header_str(self, name):
-        return None
+        return dict(self.headers).get(name)
 
     def target_cluster(self):
         return "c"
@@ -96,3 +96,34 @@ def test_fault_abort_delay_and_conditions():
     f2 = FaultFilter("x", FaultConfig())
     assert f2.on_request(Stream([], config=limited)) is False
     assert f2.on_request(Stream([], config=limited)) is True  # the one allowed fault is active
+
+
+def test_header_controlled_faults_as_envoy():
+    always = Fraction(100, 100)
+    by_header = FaultConfig(abort=FaultAbortConfig(None, None, True, always), delay=FaultDelayConfig(None, True, always))
+    f = FaultFilter("envoy.filters.http.fault", FaultConfig())
+    # No fault headers: nothing happens.
+    assert f.on_request(Stream([], config=by_header)) is True
+    # The abort status comes from the request.
+    s = Stream([("x-envoy-fault-abort-request", "429")], config=by_header)
+    assert f.on_request(s) is False and s.flags == FI and s.replies == [(429, b"fault filter abort")]
+    s = Stream([("x-envoy-fault-abort-grpc-request", "14")], config=by_header)
+    assert f.on_request(s) is False and s.replies == [("grpc", 14)]
+    for bad in ("99", "600", "abc", ""):
+        assert f.on_request(Stream([("x-envoy-fault-abort-request", bad)], config=by_header)) is True, bad
+    # The delay (milliseconds) comes from the request; the abort is considered after it.
+    s = Stream([("x-envoy-fault-delay-request", "250")], config=by_header)
+    assert f.on_request(s) is False and s.flags == DI and s.deferred[0] == 0.25
+    # The percentage headers lower the share (numerator over the configured denominator, capped).
+    s = Stream([("x-envoy-fault-abort-request", "503"), ("x-envoy-fault-abort-request-percentage", "0")], config=by_header)
+    assert f.on_request(s) is True
+    s = Stream([("x-envoy-fault-delay-request", "100"), ("x-envoy-fault-delay-request-percentage", "0")], config=by_header)
+    assert f.on_request(s) is True
+    half = FaultConfig(abort=FaultAbortConfig(None, None, True, Fraction(50, 100)))
+    hits = sum(not f.on_request(Stream([("x-envoy-fault-abort-request", "503"),
+                                        ("x-envoy-fault-abort-request-percentage", "100")], config=half))
+               for _ in range(400))
+    assert 140 < hits < 260  # capped at the configured 50 %, not raised to 100 %
+    # Header values never trigger a fault the config did not ask for.
+    fixed = FaultConfig(abort=FaultAbortConfig(503, None, False, Fraction(0, 100)))
+    assert f.on_request(Stream([("x-envoy-fault-abort-request", "500")], config=fixed)) is True
