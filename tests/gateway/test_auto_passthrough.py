@@ -94,20 +94,20 @@ def eastwest(request, world):
         stop(g.proc)
 
 
-def mesh_client(certs) -> ssl.SSLContext:
+def mesh_client(certs, alpn=MESH_ALPN) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_cert_chain(certs / "cert-chain.pem", certs / "key.pem")
     ctx.load_verify_locations(certs / "root-cert.pem")
     ctx.check_hostname = False  # mesh identities are SPIFFE URI SANs, checked below
-    ctx.set_alpn_protocols(MESH_ALPN)
+    ctx.set_alpn_protocols(alpn)
     return ctx
 
 
-def get_through(port: int, certs, sni: str, path: str = "/ratings/0") -> tuple[dict, bytes]:
+def get_through(port: int, certs, sni: str, path: str = "/ratings/0", alpn=MESH_ALPN) -> tuple[dict, bytes]:
     """One HTTP/1.1 request inside mesh mTLS opened to the gateway with `sni`: the server's
     certificate facts and the raw response."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        with mesh_client(certs).wrap_socket(raw, server_hostname=sni) as tls:
+        with mesh_client(certs, alpn).wrap_socket(raw, server_hostname=sni) as tls:
             peer = tls.getpeercert()
             tls.sendall(f"GET {path} HTTP/1.1\r\nhost: {HOST}:9080\r\nconnection: close\r\n\r\n".encode())
             chunks = []
@@ -123,10 +123,10 @@ def _ok(port: int, certs, sni: str) -> bool:
         return False
 
 
-def refused(port: int, certs, sni: str) -> bool:
+def refused(port: int, certs, sni: str, alpn=MESH_ALPN) -> bool:
     """The gateway closed the connection (during the handshake or before any answer)."""
     try:
-        _, raw = get_through(port, certs, sni)
+        _, raw = get_through(port, certs, sni, alpn=alpn)
     except OSError:  # ssl.SSLError is an OSError
         return True
     return raw == b""
@@ -158,3 +158,5 @@ def test_unknown_sni_is_refused(world, eastwest):
     wait_until(lambda: _ok(port, certs, f"outbound_.9080_._.{HOST}"), 30, "gateway serving")
     assert refused(port, certs, "outbound_.9080_._.nothing.default.svc.cluster.local")
     assert refused(port, certs, HOST)  # a plain host name is not an AUTO_PASSTHROUGH SNI
+    # Only mesh mTLS passes: the right SNI with a plain client's ALPN matches no chain.
+    assert refused(port, certs, f"outbound_.9080_._.{HOST}", alpn=["http/1.1"])
