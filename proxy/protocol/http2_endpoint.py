@@ -28,6 +28,7 @@ from h2.settings import SettingCodes, Settings
 
 from .events import (CANCEL, INTERNAL_ERROR, ConnectionClosed, Data, Event, GoAway,
                      Headers, ProtocolError, StreamReset, Trailers, WindowUpdate)
+from .hpack_encoder import StatelessHpackEncoder
 from .limits import DEFAULT_HTTP2_SETTINGS, Http2Settings
 
 # Connection-specific headers HTTP/2 forbids (RFC 9113 section 8.2.2); host
@@ -91,6 +92,7 @@ class H2Endpoint(abc.ABC):
         }
         if self._client_side:
             initial[SettingCodes.ENABLE_PUSH] = 0
+        conn.encoder = StatelessHpackEncoder()  # see hpack_encoder.py: no table search, no Huffman in Python
         conn.local_settings = _LocalSettings(client=self._client_side, initial_values=initial)
         conn.max_inbound_frame_size = settings.max_frame_size
         conn.decoder.max_header_list_size = hard_cap
