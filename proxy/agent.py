@@ -20,7 +20,7 @@ import click
 
 from isthmus.proxy.bootstrap import WorkloadIdentity, build_bootstrap, parse_labels, parse_port
 from isthmus.shared import logging as slog
-from isthmus.shared.service.grpcserver import stop_event
+from isthmus.shared.service.runtime import stop_event
 from isthmus.shared.service.http import App, HttpServer, Request, Response, serve
 
 log = slog.get_logger("proxy.agent")
@@ -46,6 +46,7 @@ class AgentOptions:
 async def _certificates(opts: AgentOptions):
     from isthmus.citadel.certmanager import CertificateManager
     from isthmus.citadel.client import CitadelClient
+    from isthmus.citadel.pki.keygen import generate_in_child
     from isthmus.citadel.spiffe import SpiffeId
 
     if opts.token_file is None:
@@ -53,7 +54,9 @@ async def _certificates(opts: AgentOptions):
     w = opts.workload
     identity = SpiffeId(w.trust_domain, w.namespace, w.service_account)
     token_path = opts.token_file
-    manager = CertificateManager(identity, CitadelClient(opts.ca, token=lambda: token_path.read_text().strip()))
+    # Keys are made in a forked child: the agent never loads `cryptography` (~8 MiB per sidecar).
+    manager = CertificateManager(identity, CitadelClient(opts.ca, token=lambda: token_path.read_text().strip()),
+                                 keys=generate_in_child)
     manager.start()
     return manager
 
@@ -70,8 +73,6 @@ async def _status_server(port: int, ready, host: str = "127.0.0.1") -> HttpServe
 
 
 async def run_agent(opts: AgentOptions) -> int:
-    from isthmus.citadel.sds import SdsServer
-
     manager = await _certificates(opts)
     stop = stop_event()
     engine = None
@@ -95,6 +96,7 @@ async def run_agent(opts: AgentOptions) -> int:
         log.info("waiting for the workload certificate", ca=opts.ca)
         await manager.wait_ready(timeout=60)
         if opts.engine == "envoy":
+            from isthmus.citadel.sds import SdsServer  # grpcio: only the Envoy engine's agent serves SDS
             from isthmus.proxy.engines.envoy import EnvoyEngine
 
             sds_socket = opts.run_dir / "sds.sock"

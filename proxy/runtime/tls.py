@@ -11,15 +11,15 @@ the handshake and returns the failure reason (Envoy's upstream_transport_failure
 from __future__ import annotations
 
 import hashlib
-import os
 import ssl
-import tempfile
 from dataclasses import dataclass
 from typing import Protocol
 
+from isthmus.citadel.pki.der import parse_certificate, parse_pem
 from isthmus.proxy.config.common import DataSourceConfig
 from isthmus.proxy.config.secrets import SecretConfig
 from isthmus.proxy.config.tls import CommonTls, DownstreamTls, SanMatch, UpstreamTls, ValidationConfig
+from isthmus.shared.tls import load_chain_pem
 
 _VERSIONS = {"TLSv1.0": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
              "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
@@ -101,14 +101,10 @@ class PeerCert:
             self._uris = tuple(v for k, v in sans if k == "URI")
             self._dns = tuple(v for k, v in sans if k == "DNS")
             return
-        from cryptography import x509
-
         try:
-            cert = x509.load_der_x509_certificate(self.der)
-            ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            self._uris = tuple(ext.get_values_for_type(x509.UniformResourceIdentifier))
-            self._dns = tuple(ext.get_values_for_type(x509.DNSName))
-        except Exception:  # noqa: BLE001 - no SAN extension, or unparsable: no SANs
+            cert = parse_certificate(self.der)
+            self._uris, self._dns = cert.uri_sans, cert.dns_sans
+        except ValueError:  # unparsable: no SANs
             self._uris, self._dns = (), ()
 
     @property
@@ -130,11 +126,9 @@ class PeerCert:
     @property
     def subject(self) -> str:
         if self._subject is None:
-            from cryptography import x509
-
             try:
-                self._subject = x509.load_der_x509_certificate(self.der).subject.rfc4514_string()
-            except Exception:  # noqa: BLE001
+                self._subject = parse_certificate(self.der).subject
+            except ValueError:
                 self._subject = ""
         return self._subject
 
@@ -172,26 +166,16 @@ def _read(source: DataSourceConfig | None) -> bytes:
 
 
 def _load_chain(ctx: ssl.SSLContext, chain: bytes, key: bytes) -> None:
-    """ssl only loads certificates from files: a private temp file, removed at once."""
-    fd, path = tempfile.mkstemp(prefix="isthmus-tls-", suffix=".pem")
     try:
-        os.write(fd, chain.rstrip(b"\n") + b"\n" + key)
-        os.close(fd)
-        ctx.load_cert_chain(path)
+        load_chain_pem(ctx, chain, key)
     except (ssl.SSLError, ValueError) as exc:
         raise TlsConfigError(f"bad certificate or key: {exc}") from None
-    finally:
-        os.unlink(path)
 
 
 def _uri_sans_of(chain: bytes) -> tuple[str, ...]:
-    from cryptography import x509
-
     try:
-        cert = x509.load_pem_x509_certificates(chain)[0]
-        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        return tuple(ext.get_values_for_type(x509.UniformResourceIdentifier))
-    except Exception:  # noqa: BLE001
+        return parse_pem(chain)[0].uri_sans
+    except ValueError:
         return ()
 
 

@@ -1,4 +1,4 @@
-"""The proxy's ADS client (grpc.aio): one stream to pilot, state-of-the-world or delta.
+"""The proxy's ADS client: one gRPC stream to pilot, state-of-the-world or delta.
 
     client = XdsClient(address, node, on_snapshot, delta=False, tls=XdsTls(certs))
     await client.start() ... client.status() ... await client.stop()
@@ -8,14 +8,13 @@
 While pilot is away the client reconnects with jittered exponential backoff and the last
 snapshot keeps serving; a new stream re-sends what it holds (SotW versions, delta
 initial_resource_versions). Every attempt opens a fresh channel, so a renewed workload
-certificate is used on the next connection.
+certificate is used on the next connection. The stream runs on the in-house gRPC client
+(shared/service/grpc_client.py), which keeps grpcio out of the sidecar.
 
 mTLS: the client presents the workload certificate and trusts the mesh roots. Pilot's
 certificate carries the DNS SAN `istiod.istio-system.svc`, which citadel issues only to
-the istiod identity (`citadel.pki.policy.allowed_dns_names`), and gRPC checks that name
-(`grpc.ssl_target_name_override`), so the hostname check is the identity check — as with
-Istio's proxies. gRPC Python does not expose the server's certificate to a client
-call, so the SPIFFE URI itself cannot be re-checked after connecting.
+the istiod identity (`citadel.pki.policy.allowed_dns_names`), and the TLS handshake
+checks that name, so the hostname check is the identity check — as with Istio's proxies.
 """
 from __future__ import annotations
 
@@ -25,18 +24,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Sequence
 
-import grpc
 from envoy.config.core.v3 import base_pb2
-from envoy.service.discovery.v3 import ads_pb2_grpc
+from envoy.service.discovery.v3 import discovery_pb2
 
 from isthmus.proxy.config.snapshot import Snapshot
 from isthmus.proxy.xds.state import DEFAULT_WARMING, ORDER, SHORT, AdsState, Outcome
 from isthmus.shared.logging import get_logger
+from isthmus.shared.service.grpc_client import Channel, describe, mtls_context
 
 log = get_logger("proxy.xds")
 
 PILOT_SERVER_NAME = "istiod.istio-system.svc"
 MAX_MESSAGE = 64 * 1024 * 1024  # pilot may send up to this much (its max send size)
+ADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/"
 OnSnapshot = Callable[[Snapshot], Awaitable[Sequence[str]]]
 CertSource = Callable[[], "tuple[bytes, bytes, bytes] | None"]  # (cert_chain_pem, key_pem, roots_pem)
 
@@ -87,12 +87,6 @@ class XdsStatus:
 
 class StreamEnded(ConnectionError):
     pass
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, grpc.aio.AioRpcError):
-        return f"{exc.code().name}: {exc.details()}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 class XdsClient:
@@ -169,7 +163,7 @@ class XdsClient:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - pilot away, refused, or a broken stream: retry
-                self.last_error = _describe(exc)
+                self.last_error = describe(exc)
             self.connected = False
             self._notify()
             self._failures += 1
@@ -178,22 +172,26 @@ class XdsClient:
                         pilot=self.address, error=self.last_error, retry_in=round(delay, 3), failures=self._failures)
             await asyncio.sleep(delay)
 
-    def _channel(self) -> grpc.aio.Channel:
-        options = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.so_reuseport", 0)]
+    def _channel(self) -> Channel:
         if self.tls is None:
-            return grpc.aio.insecure_channel(self.address, options=options)
+            return Channel(self.address, max_receive=MAX_MESSAGE)
         material = self.tls.certs()
         if material is None:
             raise ConnectionError("no workload certificate yet for mTLS to pilot")
         chain, key, roots = material
-        creds = grpc.ssl_channel_credentials(root_certificates=roots, private_key=key, certificate_chain=chain)
-        options.append(("grpc.ssl_target_name_override", self.tls.server_name))
-        return grpc.aio.secure_channel(self.address, creds, options=options)
+        return Channel(self.address, tls=mtls_context(chain, key, roots), server_name=self.tls.server_name,
+                       max_receive=MAX_MESSAGE)
 
     async def _session(self) -> None:
         channel = self._channel()
-        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-        call = stub.DeltaAggregatedResources() if self.state.delta else stub.StreamAggregatedResources()
+        try:
+            if self.state.delta:
+                call = await channel.stream(ADS + "DeltaAggregatedResources", discovery_pb2.DeltaDiscoveryResponse)
+            else:
+                call = await channel.stream(ADS + "StreamAggregatedResources", discovery_pb2.DiscoveryResponse)
+        except BaseException:
+            await channel.close()
+            raise
         inbox: asyncio.Queue = asyncio.Queue()
         reader = asyncio.get_running_loop().create_task(self._read(call, inbox))
         try:
@@ -231,7 +229,7 @@ class XdsClient:
         try:
             while True:
                 resp = await call.read()
-                if resp is grpc.aio.EOF:
+                if resp is None:
                     inbox.put_nowait(StreamEnded("pilot closed the xDS stream"))
                     return
                 inbox.put_nowait(resp)

@@ -5,6 +5,9 @@ its certificate chain from citadel; renews at `renew_fraction` of the remaining
 lifetime; publishes each new cert so new connections use it without a restart;
 while citadel is down, retries with jittered exponential backoff and keeps the
 current cert until it expires, then reports unready. All timing goes through a `Clock`.
+Keys and CSRs come from `keys` (in this process by default; the sidecar's agent makes
+them in a child process, pki/keygen.py, so it never loads `cryptography`); issued
+certificates are read with pki/der.py.
 """
 from __future__ import annotations
 
@@ -12,17 +15,15 @@ import asyncio
 import random
 from dataclasses import dataclass
 from pathlib import Path
-
-import grpc
-from cryptography import x509
+from typing import Awaitable, Callable
 
 from isthmus.citadel.client import CitadelClient
 from isthmus.citadel.clock import Clock, SystemClock
-from isthmus.citadel.pki.csr import make_csr
-from isthmus.citadel.pki.issue import is_self_signed
-from isthmus.citadel.pki.keys import KeyType, key_pem, write_private, write_public
+from isthmus.citadel.pki.der import parse_pem
+from isthmus.citadel.pki.keys import KeyType, write_private, write_public
 from isthmus.citadel.spiffe import SpiffeId
 from isthmus.shared.logging import get_logger
+from isthmus.shared.service.grpc_client import RpcError, describe
 
 log = get_logger(__name__)
 
@@ -43,7 +44,7 @@ class WorkloadCert:
     def cert_chain_pem(self) -> bytes:
         """Leaf and intermediates: what a TLS endpoint presents (peers hold the roots)."""
         certs = list(self.chain)
-        if len(certs) > 1 and is_self_signed(x509.load_pem_x509_certificate(certs[-1].encode())):
+        if len(certs) > 1 and parse_pem(certs[-1])[0].self_issued:
             certs.pop()
         return "".join(certs).encode()
 
@@ -73,6 +74,18 @@ class RenewalPolicy:
             raise ValueError(f"jitter must be in [0, 1) (got {self.jitter})")
 
 
+# (key type, identity, extra DNS SANs) → (private key PEM, CSR PEM)
+KeyMaker = Callable[[KeyType, SpiffeId, "tuple[str, ...]"], Awaitable["tuple[bytes, str]"]]
+
+
+async def keys_in_process(key_type: KeyType, identity: SpiffeId, dns_names: tuple[str, ...]) -> tuple[bytes, str]:
+    from isthmus.citadel.pki.csr import make_csr
+    from isthmus.citadel.pki.keys import key_pem
+
+    key = await asyncio.to_thread(key_type.generate)
+    return key_pem(key), make_csr(key, identity, dns_names)
+
+
 def backoff_delay(failures: int, policy: RenewalPolicy, rng: random.Random) -> float:
     """Capped exponential backoff, scaled down by a random jitter factor."""
     base = min(policy.max_backoff, policy.initial_backoff * 2 ** max(0, failures - 1))
@@ -86,10 +99,11 @@ def renew_time(cert: WorkloadCert, received_at: float, fraction: float) -> float
 class CertificateManager:
     def __init__(self, identity: SpiffeId, client: CitadelClient, *, policy: RenewalPolicy | None = None,
                  clock: Clock | None = None, rng: random.Random | None = None, write_dir: Path | None = None,
-                 dns_names: tuple[str, ...] = ()):
+                 dns_names: tuple[str, ...] = (), keys: KeyMaker = keys_in_process):
         self.identity = identity
         self.dns_names = tuple(dns_names)  # extra CSR SANs (istiod's hostnames; citadel refuses them to others)
         self.client = client
+        self.keys = keys
         self.policy = policy or RenewalPolicy()
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
@@ -162,15 +176,14 @@ class CertificateManager:
                     if self._renew_at > now:
                         delay = min(delay, self._renew_at - now)
                 log.warning("certificate fetch failed; retrying", identity=self.identity.uri,
-                            error=_describe(exc), failures=self._failures, retry_in=round(delay, 3),
+                            error=describe(exc), failures=self._failures, retry_in=round(delay, 3),
                             current_valid_for=round(self._cert.not_after - now, 1) if self._cert else None)
             self._report_expiry()
             await self.clock.sleep(delay)
 
     # -- one step ---------------------------------------------------------------------
     async def _renew(self) -> None:
-        key = await asyncio.to_thread(self.policy.key_type.generate)
-        csr = make_csr(key, self.identity, self.dns_names)
+        key, csr = await self.keys(self.policy.key_type, self.identity, self.dns_names)
         current = self._cert
         chain: list[str] | None = None
         if self.policy.renew_with_mtls and current is not None and current.valid_at(self.clock.time()) \
@@ -179,17 +192,16 @@ class CertificateManager:
                 chain = await self.client.renew_with_certificate(
                     csr, self.policy.ttl, key_pem=current.key_pem, chain_pem=current.cert_chain_pem,
                     roots_pem=current.roots_pem)
-            except grpc.aio.AioRpcError as exc:
+            except RpcError as exc:
                 if self.client.token is None:
                     raise
-                log.info("mTLS renewal failed; falling back to the token", error=_describe(exc))
+                log.info("mTLS renewal failed; falling back to the token", error=describe(exc))
         if chain is None:
             chain = await self.client.create_certificate(csr, self.policy.ttl)
         bundle = await self.client.trust_bundle()
-        leaf = x509.load_pem_x509_certificate(chain[0].encode())
-        cert = WorkloadCert(self.identity, key_pem(key), tuple(chain), bundle.roots,
-                            leaf.not_valid_before_utc.timestamp(), leaf.not_valid_after_utc.timestamp(),
-                            leaf.serial_number)
+        leaf = parse_pem(chain[0])[0]
+        cert = WorkloadCert(self.identity, key, tuple(chain), bundle.roots, leaf.not_before, leaf.not_after,
+                            leaf.serial)
         now = self.clock.time()
         self._renew_at = renew_time(cert, now, self.policy.renew_fraction)
         self._cert = cert
@@ -229,9 +241,3 @@ class CertificateManager:
         write_private(self.write_dir / "key.pem", cert.key_pem)
         write_public(self.write_dir / "cert-chain.pem", cert.cert_chain_pem)
         write_public(self.write_dir / "root-cert.pem", cert.roots_pem)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, grpc.aio.AioRpcError):
-        return f"{exc.code().name}: {exc.details()}"
-    return f"{type(exc).__name__}: {exc}"

@@ -1,21 +1,21 @@
 """A citadel client: CreateCertificate (with a bearer token, or over mTLS with the
 caller's current certificate) and GetTrustBundle. Used by the certificate manager
-and `isthmus cert request`.
+and `isthmus cert request`. It runs on the in-house gRPC client
+(shared/service/grpc_client.py): the sidecar's agent holds one, and grpcio's memory
+and threads stay out of every sidecar. Failures raise `grpc_client.RpcError`.
 """
 from __future__ import annotations
 
 import asyncio
 from typing import Callable
 
-import grpc
-
 from isthmus.citadel.pki.bundle import TrustBundle
-from isthmus.shared.protos import ca_pb2, ca_pb2_grpc, citadel_pb2, citadel_pb2_grpc
+from isthmus.shared.protos import ca_pb2, citadel_pb2
+from isthmus.shared.service.grpc_client import Channel, mtls_context
 
 TokenSource = Callable[[], str]
-# Reconnect quickly after a citadel restart (gRPC's default backoff grows to 2 minutes).
-CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
-                   ("grpc.max_reconnect_backoff_ms", 5000)]
+CREATE = "/istio.v1.auth.IstioCertificateService/CreateCertificate"
+GET_BUNDLE = "/isthmus.citadel.v1.TrustBundleService/GetTrustBundle"
 
 
 class CitadelClient:
@@ -26,11 +26,11 @@ class CitadelClient:
         self.mtls_address = mtls_address
         self.server_name = server_name  # SAN to expect from the mTLS listener (default: its host)
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._channel = Channel(address, connect_timeout=timeout)
 
     async def wait_connected(self, timeout: float) -> None:
-        """Wait until the plaintext channel is connected (e.g. after citadel restarted)."""
-        await asyncio.wait_for(self._channel.channel_ready(), timeout)
+        """Wait until citadel's plaintext listener accepts a connection (e.g. after a restart)."""
+        await asyncio.wait_for(self._channel.connect(), timeout)
 
     async def close(self) -> None:
         await self._channel.close()
@@ -40,9 +40,9 @@ class CitadelClient:
 
     async def create_certificate(self, csr_pem: str, ttl: int = 0) -> list[str]:
         """Token authentication over the plaintext listener."""
-        stub = ca_pb2_grpc.IstioCertificateServiceStub(self._channel)
-        resp = await stub.CreateCertificate(ca_pb2.IstioCertificateRequest(csr=csr_pem, validity_duration=ttl),
-                                            metadata=self._metadata(), timeout=self.timeout)
+        resp = await self._channel.unary(CREATE, ca_pb2.IstioCertificateRequest(csr=csr_pem, validity_duration=ttl),
+                                         ca_pb2.IstioCertificateResponse, metadata=self._metadata(),
+                                         timeout=self.timeout)
         return list(resp.cert_chain)
 
     async def renew_with_certificate(self, csr_pem: str, ttl: int, *, key_pem: bytes, chain_pem: bytes,
@@ -50,17 +50,16 @@ class CitadelClient:
         """mTLS authentication with the caller's current certificate (no token needed)."""
         if not self.mtls_address:
             raise ValueError("citadel client: no mTLS address configured")
-        creds = grpc.ssl_channel_credentials(roots_pem, key_pem, chain_pem)
-        options = list(CHANNEL_OPTIONS)
-        if self.server_name:
-            options.append(("grpc.ssl_target_name_override", self.server_name))
-        async with grpc.aio.secure_channel(self.mtls_address, creds, options=options) as channel:
-            stub = ca_pb2_grpc.IstioCertificateServiceStub(channel)
-            resp = await stub.CreateCertificate(
-                ca_pb2.IstioCertificateRequest(csr=csr_pem, validity_duration=ttl), timeout=self.timeout)
+        channel = Channel(self.mtls_address, tls=mtls_context(chain_pem, key_pem, roots_pem),
+                          server_name=self.server_name, connect_timeout=self.timeout)
+        try:
+            resp = await channel.unary(CREATE, ca_pb2.IstioCertificateRequest(csr=csr_pem, validity_duration=ttl),
+                                       ca_pb2.IstioCertificateResponse, timeout=self.timeout)
+        finally:
+            await channel.close()
         return list(resp.cert_chain)
 
     async def trust_bundle(self) -> TrustBundle:
-        stub = citadel_pb2_grpc.TrustBundleServiceStub(self._channel)
-        resp = await stub.GetTrustBundle(citadel_pb2.GetTrustBundleRequest(), timeout=self.timeout)
+        resp = await self._channel.unary(GET_BUNDLE, citadel_pb2.GetTrustBundleRequest(), citadel_pb2.TrustBundle,
+                                         timeout=self.timeout)
         return TrustBundle(resp.trust_domain, tuple(resp.root_certs))

@@ -78,7 +78,7 @@ def citadel(listen: str, mtls_listen: str | None, data_dir: Path, trust_domain: 
                            min_ttl=min_ttl, max_ttl=max_ttl, reload_interval=reload_interval,
                            external_issuers=tuple(_issuer(t) for t in trusted_issuers))
     try:
-        from isthmus.shared.service.grpcserver import split_address
+        from isthmus.shared.service.runtime import split_address
 
         monitoring_addr, monitoring_port = split_address(monitoring, 15014)
         asyncio.run(_serve(config, monitoring_addr, monitoring_port))
@@ -170,7 +170,6 @@ def cert_request(ca_addr: str, token_text: str | None, token_file: Path | None, 
 
 async def _request(ca_addr: str, token_text: str, trust_domain: str | None, ttl: int, key_type: str,
                    out_dir: Path) -> str:
-    import grpc
     import jwt
     from cryptography import x509
 
@@ -179,6 +178,7 @@ async def _request(ca_addr: str, token_text: str, trust_domain: str | None, ttl:
     from isthmus.citadel.errors import Unauthenticated
     from isthmus.citadel.pki.csr import make_csr
     from isthmus.citadel.pki.keys import KeyType, key_pem, write_private, write_public
+    from isthmus.shared.service.grpc_client import RpcError
 
     try:
         claims = jwt.decode(token_text, options={"verify_signature": False})
@@ -195,8 +195,8 @@ async def _request(ca_addr: str, token_text: str, trust_domain: str | None, ttl:
     try:
         chain = await client.create_certificate(make_csr(key, identity), ttl)
         bundle = await client.trust_bundle()
-    except grpc.aio.AioRpcError as exc:
-        raise ValueError(f"citadel at {ca_addr}: {exc.code().name}: {exc.details()}") from exc
+    except RpcError as exc:
+        raise ValueError(f"citadel at {ca_addr}: {exc}") from exc
     finally:
         await client.close()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,8 @@ from isthmus.galley.service import ConfigService, GalleyMetrics
 from isthmus.shared import logging as slog
 from isthmus.shared.protos import galley_pb2_grpc
 from isthmus.shared.rundir import run_dir
-from isthmus.shared.service.grpcserver import new_server, run, set_serving, split_address, stop_event
+from isthmus.shared.service.grpcserver import new_server, set_serving
+from isthmus.shared.service.runtime import run, split_address, stop_event
 from isthmus.shared.service.monitoring import start_monitoring
 from isthmus.shared.store import open_store
 

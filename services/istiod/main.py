@@ -14,7 +14,7 @@ import click
 
 from isthmus.shared import logging as slog
 from isthmus.shared.duration import parse_duration_option
-from isthmus.shared.service.grpcserver import run, stop_event, split_address
+from isthmus.shared.service.runtime import run, split_address, stop_event
 
 
 async def _wait_tcp(address: str, timeout: float = 30.0) -> None:

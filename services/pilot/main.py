@@ -16,7 +16,8 @@ from isthmus.pilot.xds.metrics import XdsMetrics
 from isthmus.pilot.xds.server import add_ads_ports
 from isthmus.shared import logging as slog
 from isthmus.shared.duration import parse_duration_option
-from isthmus.shared.service.grpcserver import new_server, run, set_serving, split_address, stop_event
+from isthmus.shared.service.grpcserver import new_server, set_serving
+from isthmus.shared.service.runtime import run, split_address, stop_event
 from isthmus.shared.service.monitoring import start_monitoring
 
 

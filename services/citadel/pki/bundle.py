@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-
-from isthmus.citadel.pki.issue import cert_pem, utc
+if TYPE_CHECKING:  # the sidecar reads bundles without loading cryptography
+    from cryptography import x509
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,10 @@ class TrustBundle:
 
 def make_bundle(trust_domain: str, roots: list[x509.Certificate], now: float) -> TrustBundle:
     """Deduplicate (by fingerprint) and drop roots that have expired at `now`."""
+    from cryptography.hazmat.primitives import hashes
+
+    from isthmus.citadel.pki.issue import cert_pem, utc
+
     seen: set[bytes] = set()
     kept: list[str] = []
     for root in roots:
