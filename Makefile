@@ -28,6 +28,9 @@ $(STAMP): pyproject.toml setup.py
 	# xds-protos overwrites some opentelemetry-proto modules: put them back.
 	$(PIP) install -q --force-reinstall --no-deps "$$(grep -o 'opentelemetry-proto==[0-9.]*' pyproject.toml)"
 	$(PY) -c "import isthmus.shared.protos.galley_pb2, envoy.config.cluster.v3.cluster_pb2, opentelemetry.proto.trace.v1.trace_pb2, opentelemetry.exporter.otlp.proto.grpc.trace_exporter, aetcd"
+	# Bytecode up front, as a wheel install would have it: an editable install otherwise
+	# compiles every module at each start (in memory too, when PYTHONDONTWRITEBYTECODE is set).
+	$(PY) -m compileall -q -j 0 shared services proxy isthmus samples > /dev/null
 	touch $(STAMP)
 
 system-deps:

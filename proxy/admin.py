@@ -21,7 +21,6 @@ import time
 from typing import Any, Iterable, Mapping, Protocol
 
 import structlog
-from envoy.admin.v3 import clusters_pb2, listeners_pb2, server_info_pb2
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import duration_pb2, json_format
 
@@ -138,6 +137,8 @@ def _socket(addr: str) -> dict:
 
 def render_clusters_json(clusters: Iterable[Mapping[str, Any]]) -> dict:
     """/clusters?format=json as envoy.admin.v3.Clusters (what istioctl proxy-config endpoints reads)."""
+    from envoy.admin.v3 import clusters_pb2  # admin-only messages load on first use (sidecar memory)
+
     msg = clusters_pb2.Clusters()
     for c in clusters:
         status = msg.cluster_statuses.add(name=c["name"], added_via_api=bool(c.get("added_via_api", True)),
@@ -160,6 +161,8 @@ def render_clusters_json(clusters: Iterable[Mapping[str, Any]]) -> dict:
 
 def render_listeners(listeners: Iterable[Mapping[str, Any]], fmt: str) -> str | dict:
     if fmt == "json":
+        from envoy.admin.v3 import listeners_pb2
+
         msg = listeners_pb2.Listeners()
         for item in listeners:
             status = msg.listener_statuses.add(name=item["name"])
@@ -169,6 +172,8 @@ def render_listeners(listeners: Iterable[Mapping[str, Any]], fmt: str) -> str | 
 
 
 def server_info(backend: AdminBackend, version: str = "isthmus") -> dict:
+    from envoy.admin.v3 import server_info_pb2
+
     info = server_info_pb2.ServerInfo(version=f"isthmus-proxy/{version}", node=backend.node)
     info.state = server_info_pb2.ServerInfo.State.Value(backend.state())
     uptime = max(0, int(time.time() - backend.started_at))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,6 +199,7 @@ def run_from_cli(workload: WorkloadIdentity, kw: dict) -> None:
 def wait_ready(status_port: int, timeout: float, command: tuple[str, ...]) -> None:
     """Block until the proxy is ready (then exec COMMAND if given): no request is sent before it."""
     import os
+    import urllib.request
 
     url = f"http://127.0.0.1:{status_port}/healthz/ready"
     deadline = time.monotonic() + timeout

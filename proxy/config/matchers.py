@@ -8,7 +8,6 @@ import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
-import re2
 from google.protobuf.message import Message
 
 from envoy.config.core.v3 import base_pb2
@@ -31,10 +30,14 @@ HEADER_VALUE = Fields(base_pb2.HeaderValue, {"key", "value", "raw_value"})
 
 @functools.lru_cache(maxsize=4096)
 def _re2(pattern: str):
+    import re2  # loaded with the first regex: a sidecar whose config has none saves ~1.6 MiB
+
     return re2.compile(pattern)
 
 
 def compile_regex(pattern: str, where: Where):
+    import re2
+
     try:
         return _re2(pattern)
     except re2.error as e:

@@ -29,7 +29,6 @@ from isthmus.proxy.bootstrap import WorkloadIdentity
 from isthmus.proxy.secrets import AgentSecrets
 from isthmus.proxy.stats import Stats
 from isthmus.proxy.xds.client import Backoff, XdsClient, XdsTls
-from isthmus.proxy.xds.dump import config_dump
 from isthmus.proxy.xds.node import build_node, node_info
 from isthmus.shared.logging import get_logger
 
@@ -92,6 +91,8 @@ class WorkerCore:
         return self.stats
 
     def config_dump(self, include_eds: bool = True) -> dict:
+        from isthmus.proxy.xds.dump import config_dump  # admin-only protos (bootstrap, config_dump): on first use
+
         return config_dump(self.node, self.client.state, self.secrets.local_protos(), include_eds=include_eds,
                            local_version=str(self.secrets.version), started_at=self.started_at)
 

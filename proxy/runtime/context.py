@@ -5,13 +5,13 @@ snapshot-specific state lives in `Generation` (generation.py), never here.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import itertools
 import time
 from typing import TYPE_CHECKING
 
 from isthmus.proxy.stats import Stats
 from isthmus.proxy.telemetry import IstioTelemetry
+from isthmus.shared.service.http import http_date
 
 if TYPE_CHECKING:
     from isthmus.proxy.runtime.access_log import Sinks
@@ -44,5 +44,5 @@ class Runtime:
         now = int(time.time())
         if now != self._date_second:
             self._date_second = now
-            self._date = email.utils.formatdate(now, usegmt=True).encode()
+            self._date = http_date(now).encode()
         return self._date

@@ -336,7 +336,8 @@ class Channel:
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
-        authority = (self.server_name or self.target).encode("idna")
+        name = self.server_name or self.target
+        authority = name.encode("idna") if not name.isascii() else name.encode()  # the idna codec costs memory
         scheme = b"https" if self.tls else b"http"
         try:
             _, conn = await asyncio.wait_for(loop.create_connection(

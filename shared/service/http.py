@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-from email.utils import formatdate
+import time
 from http import HTTPStatus
 from typing import Awaitable, Callable, Iterator, Mapping, NoReturn
 from urllib.parse import parse_qsl, unquote
@@ -24,6 +24,18 @@ from isthmus.shared.logging import get_logger
 log = get_logger("shared.http")
 
 Handler = Callable[["Request"], Awaitable["Response"]]
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(seconds: float | None = None) -> str:
+    """An IMF-fixdate (RFC 9110 5.6.7), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`, without
+    importing the email package (~0.7 MiB in every sidecar)."""
+    t = time.gmtime(seconds)
+    return "%s, %02d %s %04d %02d:%02d:%02d GMT" % (_DAYS[t.tm_wday], t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year,
+                                                   t.tm_hour, t.tm_min, t.tm_sec)
+
+
 _MANAGED = {"content-length", "connection", "transfer-encoding", "date"}  # the server writes these
 _PIPELINE_DEPTH = 8  # queued requests per connection before reading pauses
 
@@ -122,7 +134,7 @@ class Response:
         bodiless = self.status in (204, 304) or 100 <= self.status < 200
         if not bodiless:
             lines.append(f"Content-Length: {len(self.body)}")
-        lines.append(f"Date: {formatdate(usegmt=True)}")
+        lines.append(f"Date: {http_date()}")
         if close:
             lines.append("Connection: close")
         elif http10:

@@ -303,3 +303,13 @@ async def test_a_client_that_never_reads_is_dropped():
         writer.close()
     finally:
         await srv.close()
+
+
+def test_http_date_is_an_imf_fixdate():
+    from email.utils import formatdate
+
+    from isthmus.shared.service.http import http_date
+
+    for t in (0, 784111777, 951782400, 1_700_000_000, 4_102_444_799):  # incl. a leap day and 2099-12-31
+        assert http_date(t) == formatdate(t, usegmt=True)
+    assert http_date(784111777) == "Sun, 06 Nov 1994 08:49:37 GMT"
