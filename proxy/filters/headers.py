@@ -218,7 +218,16 @@ def prepare_request(stream, hcm) -> list:
 
 
 def client_cert_details(info, details) -> bytes:
-    """Envoy's XFCC element: By=<our URI SAN>;Hash=<peer cert SHA-256>[;Subject="..."][;URI=..][;DNS=..]."""
+    """Envoy's XFCC element: By=<our URI SAN>;Hash=<peer cert SHA-256>[;Subject="..."][;URI=..][;DNS=..],
+    built once per connection (and set of details)."""
+    key = ("xfcc", details)
+    cached = info._strs.get(key)
+    if cached is None:
+        cached = info._strs[key] = _client_cert_details(info, details)
+    return cached
+
+
+def _client_cert_details(info, details) -> bytes:
     peer = info.peer
     parts = [f"By={u}" for u in info.local_uri_sans]
     parts.append(f"Hash={peer.sha256}")

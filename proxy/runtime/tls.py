@@ -86,7 +86,7 @@ class ClientTls:
 class PeerCert:
     """The peer's leaf certificate; SANs and hash computed on first use."""
 
-    __slots__ = ("der", "_parsed", "_uris", "_dns", "_subject")
+    __slots__ = ("der", "_parsed", "_uris", "_dns", "_subject", "_sha256")
 
     def __init__(self, der: bytes, parsed: dict | None = None) -> None:
         self.der = der
@@ -94,6 +94,7 @@ class PeerCert:
         self._uris: tuple[str, ...] | None = None
         self._dns: tuple[str, ...] = ()
         self._subject: str | None = None
+        self._sha256: str | None = None
 
     def _sans(self) -> None:
         if self._parsed and "subjectAltName" in self._parsed:
@@ -121,7 +122,9 @@ class PeerCert:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.der).hexdigest()
+        if self._sha256 is None:
+            self._sha256 = hashlib.sha256(self.der).hexdigest()
+        return self._sha256
 
     @property
     def subject(self) -> str:
