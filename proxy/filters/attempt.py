@@ -21,11 +21,13 @@ from isthmus.proxy.upstream.hashing import (CookieHash, HeaderHash, QueryParamet
 
 class RoutePlan:
     __slots__ = ("levels", "rewrite", "host_rewrite", "timeout", "grpc_timeout", "retry", "per_try", "mirrors", "hashes",
-                 "include_count", "simple", "retry_5xx", "retry_codes", "retry_grpc", "retry_headers")
+                 "include_count", "simple", "retry_5xx", "retry_codes", "retry_grpc", "retry_headers", "decorator")
 
     def __init__(self, route, vhost) -> None:
         a = route.action
         self.levels = route.request_mutations
+        # x-envoy-decorator-operation for upstream requests (when the HCM traces)
+        self.decorator = route.operation.encode() if route.operation and route.propagate_operation else None
         self.rewrite = a.prefix_rewrite is not None or a.regex_rewrite is not None
         self.host_rewrite = bool(a.host_rewrite_literal or a.host_rewrite_header or a.host_rewrite_path_regex is not None)
         self.timeout = a.timeout

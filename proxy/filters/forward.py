@@ -25,6 +25,7 @@ from isthmus.proxy.runtime.flow_control import HIGH_WATER
 from isthmus.proxy.runtime.upstream import H1, H2, HostPool
 
 ATTEMPT_COUNT = b"x-envoy-attempt-count"
+DECORATOR_OPERATION = b"x-envoy-decorator-operation"
 PEER_ID = b"x-envoy-peer-metadata-id"
 PEER_MD = b"x-envoy-peer-metadata"
 SERVICE_TIME = b"x-envoy-upstream-service-time"
@@ -83,6 +84,9 @@ class Forward(Outcomes):
         if timeout and not self.router.suppress_envoy_headers:
             expected = min(timeout, plan.per_try) if plan.per_try else timeout
             headers.append((b"x-envoy-expected-rq-timeout-ms", b"%d" % int(expected * 1000)))
+        if plan.decorator is not None and stream.hcm.tracing is not None:
+            # the route's span name travels upstream, as Envoy's router sends it (replacing the client's)
+            headers = hdr.set_header(headers, DECORATOR_OPERATION, plan.decorator)
         if plan.include_count:
             self.count_at = len(headers)
             headers.append((ATTEMPT_COUNT, b"1"))

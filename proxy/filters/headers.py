@@ -5,8 +5,9 @@ headers out, x-forwarded-for / x-envoy-internal per use_remote_address,
 x-forwarded-proto, x-request-id (UUID4 when absent; regenerated for edge requests
 unless preserve_external_request_id), x-forwarded-client-cert per
 forward_client_cert_details, internal-only headers stripped for external requests,
-a W3C trace context created (sampled per the HCM's tracing) only when the request
-carries none; peer metadata headers a client sent are dropped (inbound: read first). `apply_mutations(headers, levels, ctx)` applies route header
+the trace decision made as Envoy's UUID request-id extension makes it (`trace_decision`:
+packed into the request id, so every hop keeps it) and a W3C trace context created,
+sampled by that decision, only when the request carries none; peer metadata headers a client sent are dropped (inbound: read first). `apply_mutations(headers, levels, ctx)` applies route header
 mutations in order (remove, then add with the append action). Header lists are the
 codec's `list[(bytes, bytes)]`; names are lowercase.
 """
@@ -34,6 +35,15 @@ ENVOY_CONTROL = frozenset({
     b"x-envoy-downstream-service-node", b"x-envoy-force-trace", b"x-envoy-ip-tags", b"x-envoy-retriable-status-codes",
     b"x-envoy-retriable-header-names", b"x-envoy-original-path", b"x-envoy-decorator-operation",
 })
+
+# Read by Envoy's router, never forwarded upstream.
+ROUTER_CONTROL = frozenset({
+    b"x-envoy-retry-on", b"x-envoy-retry-grpc-on", b"x-envoy-max-retries", b"x-envoy-upstream-rq-timeout-ms",
+    b"x-envoy-upstream-rq-per-try-timeout-ms", b"x-envoy-hedge-on-per-try-timeout", b"x-envoy-retriable-status-codes",
+    b"x-envoy-retriable-header-names", b"x-envoy-upstream-alt-stat-name", b"x-envoy-expected-rq-timeout-ms",
+})
+# Kept (and honoured) for internal requests only.
+INTERNAL_CONTROL = frozenset({b"x-envoy-internal", b"x-envoy-force-trace", b"x-envoy-ip-tags"})
 
 
 def strip_hop_by_hop(headers: list, keep_upgrade: bool = False) -> list:
@@ -124,19 +134,59 @@ def new_request_id() -> bytes:
     return b"%s-%s-4%s-%s%s-%s" % (h[:8], h[8:12], h[13:16], _VARIANT[h[16]], h[17:20], h[20:])
 
 
+# The 15th character of a UUID request id carries Envoy's trace reason ('4': none).
+_REASON_AT = 14
+_TRACED = frozenset(b"9ab")  # sampled, forced by the service, forced by the client
+
+
+def trace_decision(rid: bytes | None, client_trace: bool, force_trace: bool, sampling) -> tuple[bytes | None, bool]:
+    """(the request id with the trace reason packed in, traced?) as Envoy decides it:
+    a reason already in the id stands; else x-client-trace-id (client_sampling %),
+    x-envoy-force-trace (kept for internal requests only), then random sampling
+    stable per request id (its first 8 hex digits mod 10000 below the threshold);
+    overall_sampling can veto. Ids that are not 36-character UUIDs are not traced."""
+    if rid is None or len(rid) != 36:
+        return rid, False
+    reason = rid[_REASON_AT]
+    head = rid[:8]
+    try:
+        if not head.isalnum():  # int() would take signs, spaces and underscores
+            raise ValueError(head)
+        result = int(head, 16) % 10000
+    except ValueError:
+        return rid, reason in _TRACED
+    random_num, overall_num, client_pct = sampling
+    new = reason
+    if reason not in _TRACED:
+        if client_trace and (client_pct >= 100.0 or random.random() * 100.0 < client_pct):
+            new = 0x62  # b
+        elif force_trace:
+            new = 0x61  # a
+        elif result < random_num:
+            new = 0x39  # 9
+    if result >= overall_num:
+        new = 0x34  # 4
+    if new != reason:
+        rid = b"%s%c%s" % (rid[:_REASON_AT], new, rid[_REASON_AT + 1:])
+    return rid, new in _TRACED
+
+
 def new_traceparent(sampled: bool) -> bytes:
     h = _random_hex(48)
     return b"00-%s-%s-%s" % (h[:32], h[32:], b"01" if sampled else b"00")
 
 
 # Request headers the HCM looks at, found in one pass: name → kind.
-_HOP, _XFF, _XFP, _XRID, _XFCC, _TRACE, _CTYPE, _GRPC_TIMEOUT, _PEER_MD, _PEER_ID, _ENVOY = range(1, 12)
+_HOP, _XFF, _XFP, _XRID, _XFCC, _TRACE, _CTYPE, _GRPC_TIMEOUT, _PEER_MD, _PEER_ID, _ENVOY, _CLIENT_TRACE, _FORCE_TRACE = \
+    range(1, 14)
 _KINDS = {k: _HOP for k in HOP_BY_HOP}
 _KINDS.update({XFF: _XFF, XFP: _XFP, XRID: _XRID, XFCC: _XFCC, TRACEPARENT: _TRACE, B3[0]: _TRACE, B3[1]: _TRACE,
                b"content-type": _CTYPE, b"grpc-timeout": _GRPC_TIMEOUT, b"x-envoy-peer-metadata": _PEER_MD,
-               b"x-envoy-peer-metadata-id": _PEER_ID})
+               b"x-envoy-peer-metadata-id": _PEER_ID, b"x-client-trace-id": _CLIENT_TRACE,
+               b"x-envoy-force-trace": _FORCE_TRACE})
 _KINDS.update({k: _ENVOY for k in ENVOY_CONTROL if k not in _KINDS})
-_HOP_BIT, _TRACE_BIT, _ENVOY_BIT = 1 << _HOP, 1 << _TRACE, 1 << _ENVOY
+_HOP_BIT, _TRACE_BIT, _ENVOY_BIT = 1 << _HOP, 1 << _TRACE, (1 << _ENVOY) | (1 << _FORCE_TRACE)
+_CLIENT_TRACE_BIT, _FORCE_TRACE_BIT = 1 << _CLIENT_TRACE, 1 << _FORCE_TRACE
 _PEER_BITS = (1 << _PEER_MD) | (1 << _PEER_ID)
 GRPC = b"application/grpc"
 
@@ -183,11 +233,22 @@ def prepare_request(stream, hcm) -> list:
             edge = True
             if found & _ENVOY_BIT:
                 headers = [(k, v) for k, v in headers if k not in ENVOY_CONTROL]
+                found &= ~_FORCE_TRACE_BIT  # an external client cannot force a trace
             if hcm.internal_only:
                 headers = [(k, v) for k, v in headers if k.decode() not in hcm.internal_only]
         headers = set_header(headers, XFP, b"https" if info.tls else b"http")
-    elif xfp is None:
-        headers.append((XFP, b"https" if info.tls else b"http"))
+        if not edge and found & _ENVOY_BIT:
+            headers = [(k, v) for k, v in headers if k not in ROUTER_CONTROL]
+    else:
+        if found & _ENVOY_BIT:
+            # Internal: the one address in x-forwarded-for is internal (none: an app's own request).
+            internal = xff is not None and b"," not in xff and is_internal(xff.strip().decode("latin-1"))
+            drop = ROUTER_CONTROL if internal else ROUTER_CONTROL | INTERNAL_CONTROL
+            headers = [(k, v) for k, v in headers if k not in drop]
+            if not internal:
+                found &= ~_FORCE_TRACE_BIT
+        if xfp is None:
+            headers.append((XFP, b"https" if info.tls else b"http"))
     if cfg.via:
         headers.append((b"via", cfg.via.encode()))
     if (rid is None or (edge and not cfg.preserve_external_request_id)) and cfg.generate_request_id:
@@ -197,6 +258,13 @@ def prepare_request(stream, hcm) -> list:
         else:
             headers = set_header(headers, XRID, new)
         rid = new
+    sampled = False
+    if hcm.trace_sampling is not None:
+        packed, sampled = trace_decision(rid, bool(found & _CLIENT_TRACE_BIT), bool(found & _FORCE_TRACE_BIT),
+                                         hcm.trace_sampling)
+        if packed is not rid:
+            headers = set_header(headers, XRID, packed)
+            rid = packed
     stream.request_id = rid
     mode = cfg.forward_client_cert_details
     if mode != "always_forward_only":
@@ -210,7 +278,7 @@ def prepare_request(stream, hcm) -> list:
             else:
                 headers = set_header(headers, XFCC, mine)
     if hcm.tracing is not None and not found & _TRACE_BIT:
-        headers.append((TRACEPARENT, new_traceparent(random.random() * 100.0 < hcm.sample_percent)))
+        headers.append((TRACEPARENT, new_traceparent(sampled)))
     if not hcm.outbound:
         stream.peer = hcm.peer_labels(peer_md, info.peer)
     # Outbound, our own peer metadata is added per attempt, to mesh (mTLS) upstreams only.

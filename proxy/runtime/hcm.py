@@ -115,7 +115,9 @@ class HcmRuntime:
         self.normalize = (lambda p: normalize_path(p, merge)) if (config.normalize_path or merge) else None
         self.tracing = config.tracing
         t = config.tracing
-        self.sample_percent = (t.random_sampling * t.overall_sampling / 100.0) if t is not None else 0.0
+        # Envoy's integer sampling thresholds out of 10000 (random, overall) and the client percentage
+        self.trace_sampling = (round(t.random_sampling * 100), round(t.overall_sampling * 100), t.client_sampling) \
+            if t is not None else None
         self.internal_only = frozenset(self.route_table.internal_only_headers) if self.route_table is not None else frozenset()
         self.outbound = listener.config.traffic_direction != "inbound"
         self.mesh = rt.node is not None and rt.node.proxy_type == "sidecar"

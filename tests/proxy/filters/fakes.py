@@ -36,7 +36,8 @@ class FakeHcm:
             cfg["set_current_client_cert_details"] = XfccDetails(uri=True)
         self.config = HttpConnectionManagerConfig("test", **cfg)
         self.tracing = tracing
-        self.sample_percent = 100.0 if tracing else 0.0
+        self.trace_sampling = (round(tracing.random_sampling * 100), round(tracing.overall_sampling * 100),
+                               tracing.client_sampling) if tracing else None
         self.outbound = outbound
         self.mesh = mesh
         self.peer_id = b"id"

@@ -5,7 +5,7 @@ import re
 
 from isthmus.proxy.config.matchers import HeaderMutations, HeaderValueConfig
 from isthmus.proxy.config.network_filters import TracingConfig
-from isthmus.proxy.filters.headers import apply_mutations, prepare_request
+from isthmus.proxy.filters.headers import apply_mutations, prepare_request, trace_decision
 from tests.proxy.filters.fakes import FakeConn, FakeHcm, FakePeer, FakeStream
 
 UUID4 = re.compile(rb"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -96,3 +96,55 @@ def test_mutation_append_actions():
                               ("gone",)),)
     out = apply_mutations([(b"a", b"0"), (b"b", b"0"), (b"c", b"0"), (b"gone", b"x")], levels, None)
     assert out == [(b"a", b"0"), (b"b", b"0"), (b"a", b"1"), (b"c", b"3"), (b"f", b"")]
+
+
+ONE_PERCENT = (100, 10000, 100.0)  # Istio's default: random 1%, overall and client 100%
+
+
+def test_trace_decision_is_envoys_uuid_request_id_extension():
+    """As a real Envoy 1.40 decides (checked in tests/proxy/parity): the first 8 hex digits
+    mod 10000 against the threshold, the reason packed into the 15th character."""
+    sampled, not_sampled = b"00000063-aaaa-4aaa-8aaa-aaaaaaaaaaaa", b"00000064-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+    assert trace_decision(sampled, False, False, ONE_PERCENT) == (b"00000063-aaaa-9aaa-8aaa-aaaaaaaaaaaa", True)
+    assert trace_decision(not_sampled, False, False, ONE_PERCENT) == (not_sampled, False)
+    # 0x2710 = 10000 ≡ 0: sampled; the last digits do not count
+    assert trace_decision(b"00002710-aaaa-4aaa-8aaa-aaaa00000001", False, False, ONE_PERCENT)[1] is True
+    for reason in b"9ab":  # an earlier hop's decision stands
+        rid = b"0000ffff-aaaa-%caaa-8aaa-aaaaaaaaaaaa" % reason
+        assert trace_decision(rid, False, False, ONE_PERCENT) == (rid, True)
+    assert trace_decision(not_sampled, True, False, ONE_PERCENT) == (b"00000064-aaaa-baaa-8aaa-aaaaaaaaaaaa", True)
+    assert trace_decision(not_sampled, False, True, ONE_PERCENT) == (b"00000064-aaaa-aaaa-8aaa-aaaaaaaaaaaa", True)
+    # overall_sampling vetoes, even a reason already there
+    assert trace_decision(b"00000063-aaaa-9aaa-8aaa-aaaaaaaaaaaa", False, False, (100, 50, 100.0)) == \
+        (b"00000063-aaaa-4aaa-8aaa-aaaaaaaaaaaa", False)
+    for odd in (b"abc", b"zzzzzzzz-aaaa-4aaa-8aaa-aaaaaaaaaaaa", None):  # not a UUID / not hex: untouched, untraced
+        assert trace_decision(odd, True, True, ONE_PERCENT) == (odd, False)
+
+
+def test_request_id_carries_the_trace_decision_and_traceparent_follows_it():
+    hcm = FakeHcm(tracing=TracingConfig(random_sampling=1.0))
+    d, s = run([(b"x-request-id", b"00000063-aaaa-4aaa-8aaa-aaaaaaaaaaaa")], hcm)
+    assert d[b"x-request-id"] == [b"00000063-aaaa-9aaa-8aaa-aaaaaaaaaaaa"] == [s.request_id]
+    assert d[b"traceparent"][0].endswith(b"-01")
+    d, _ = run([(b"x-request-id", b"00000064-aaaa-4aaa-8aaa-aaaaaaaaaaaa")], hcm)
+    assert d[b"x-request-id"] == [b"00000064-aaaa-4aaa-8aaa-aaaaaaaaaaaa"] and d[b"traceparent"][0].endswith(b"-00")
+    # an app cannot force a trace through its own sidecar (not an internal request); a trusted hop can
+    d, _ = run([(b"x-request-id", b"00000064-aaaa-4aaa-8aaa-aaaaaaaaaaaa"), (b"x-envoy-force-trace", b"true")], hcm)
+    assert d[b"x-request-id"][0][14:15] == b"4" and b"x-envoy-force-trace" not in d
+    d, _ = run([(b"x-request-id", b"00000064-aaaa-4aaa-8aaa-aaaaaaaaaaaa"), (b"x-envoy-force-trace", b"true"),
+                (b"x-forwarded-for", b"10.1.2.3")], hcm)
+    assert d[b"x-request-id"][0][14:15] == b"a" and d[b"x-envoy-force-trace"] == [b"true"]
+
+
+def test_router_control_headers_are_never_forwarded():
+    sent = [(b"x-envoy-retry-on", b"5xx"), (b"x-envoy-max-retries", b"3"), (b"x-envoy-upstream-rq-timeout-ms", b"100"),
+            (b"x-envoy-ip-tags", b"t"), (b"x-envoy-internal", b"true"), (b"x-envoy-original-path", b"/p"),
+            (b"x-envoy-decorator-operation", b"op")]
+    d, _ = run(sent)  # a sidecar's own app: not internal
+    assert sorted(k for k in d if k.startswith(b"x-envoy")) == [b"x-envoy-decorator-operation", b"x-envoy-original-path"]
+    d, _ = run([*sent, (b"x-forwarded-for", b"10.1.2.3")])  # from one internal hop
+    assert sorted(k for k in d if k.startswith(b"x-envoy")) == [
+        b"x-envoy-decorator-operation", b"x-envoy-internal", b"x-envoy-ip-tags", b"x-envoy-original-path"]
+    d, _ = run(sent, FakeHcm(use_remote_address=True), FakeConn(remote="10.0.0.9"))  # internal at a gateway
+    assert sorted(k for k in d if k.startswith(b"x-envoy")) == [
+        b"x-envoy-decorator-operation", b"x-envoy-internal", b"x-envoy-ip-tags", b"x-envoy-original-path"]

@@ -194,3 +194,35 @@ def test_expected_outcomes_are_envoys(observed):
     assert env["direct response"]["status"] == 418 and env["redirect"]["status"] == 302
     assert env["rewrite"]["path_at_backend"] == "/v2api/items"
     assert env["header route + header ops"]["backend"] == "reviews-v2"
+
+
+TRACE_CASES = [  # (request id sent, extra headers): Istio samples 1%, decided per request id
+    ("00000063-aaaa-4aaa-8aaa-aaaa0000ffff", {}),  # 99 mod 10000 < 100: sampled, '9' packed in
+    ("0000ffff-aaaa-4aaa-8aaa-aaaa00000002", {}),  # only the first 8 digits count: not sampled
+    ("0000ffff-aaaa-9aaa-8aaa-aaaa0000ffff", {}),  # an earlier hop's decision stands
+    ("0000ffff-aaaa-4aaa-8aaa-aaaa0000fff1", {"x-client-trace-id": "c1"}),  # client-forced: 'b'
+    ("0000ffff-aaaa-4aaa-8aaa-aaaa0000fff0", {"x-envoy-force-trace": "true"}),  # the app's own: not honoured
+    ("not-a-uuid", {}),
+]
+CONTROL = {"x-envoy-retry-on": "5xx", "x-envoy-max-retries": "1", "x-envoy-upstream-rq-timeout-ms": "9000",
+           "x-envoy-ip-tags": "t", "x-envoy-internal": "true", "x-envoy-original-path": "/p",
+           "x-envoy-decorator-operation": "op", "x-envoy-retriable-status-codes": "503"}
+
+
+def _seen(sidecar, rid: str, headers: dict) -> tuple[str, list[str]]:
+    status, _, body = sidecar.proxy_get("http://reviews:9080/", headers={**headers, "x-request-id": rid})
+    assert status == 200, body[:300]
+    got = json.loads(body)["headers"]
+    return got.get("x-request-id"), sorted(k for k in got if k.startswith("x-envoy-") and k != "x-envoy-attempt-count")
+
+
+def test_request_id_trace_decision_and_control_headers_match_envoy(pair):
+    _, py, env = pair
+    for rid, headers in TRACE_CASES:
+        assert _seen(py, rid, headers) == _seen(env, rid, headers), (rid, headers)
+    assert _seen(env, *TRACE_CASES[0])[0] == "00000063-aaaa-9aaa-8aaa-aaaa0000ffff"
+    assert _seen(env, *TRACE_CASES[3])[0][14] == "b"
+    python_view, envoy_view = _seen(py, "0000ffff-aaaa-4aaa-8aaa-aaaa0000ffff", CONTROL), \
+        _seen(env, "0000ffff-aaaa-4aaa-8aaa-aaaa0000ffff", CONTROL)
+    assert python_view == envoy_view
+    assert envoy_view[1] == ["x-envoy-decorator-operation", "x-envoy-original-path"]
