@@ -15,23 +15,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import logging
 import re
 import time
 from typing import Any, Iterable, Mapping, Protocol
 
-import structlog
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import duration_pb2, json_format
 
 from isthmus.proxy.stats import Stats
 from isthmus.shared.service.http import App, HttpServer, Request, Response, serve
+from isthmus.shared import logging as slog
 from isthmus.shared.logging import get_logger
 
 log = get_logger("proxy.admin")
 
-LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-          "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL, "off": logging.CRITICAL + 10}
+# Envoy's /logging level names → this process's levels.
+LEVELS = {"trace": "debug", "debug": "debug", "info": "info", "warning": "warning", "warn": "warning",
+          "error": "error", "critical": "critical", "off": "off"}
 _level: dict[str, str] = {}
 HOST_FIELDS = ("address", "health_flags", "weight", "priority", "region", "zone", "sub_zone", "canary",
                "success_rate", "hostname", "stats", "outlier_ejected", "ejection_remaining_s")
@@ -61,24 +61,20 @@ class AdminBackend(Protocol):
     async def drain_listeners(self, *, graceful: bool, inbound_only: bool) -> None: ...
 
 
-# ---- logging level (structlog) -------------------------------------------------------
+# ---- logging level -------------------------------------------------------------------
 
 def set_log_level(level: str) -> None:
-    """Change this process's structlog level at once (loggers are not cached)."""
+    """Change this process's log level at once (Envoy's names: trace, warn and off too)."""
     level = level.lower()
     if level not in LEVELS:
         raise ValueError(f"unknown log level {level!r}; one of {', '.join(LEVELS)}")
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]))
+    slog.set_level(LEVELS[level])
     _level["name"] = level
 
 
 def log_level() -> str:
-    """The level set here, else the one `shared.logging.configure` chose (read off structlog)."""
-    if "name" in _level:
-        return _level["name"]
-    name = getattr(structlog.get_config().get("wrapper_class"), "__name__", "")
-    m = re.search(r"FilteringAt(\w+)$", name)
-    return m.group(1).lower() if m and m.group(1).lower() in LEVELS else "info"
+    """The level set here, else the one `shared.logging.configure` chose."""
+    return _level.get("name") or slog.level()
 
 
 # ---- pure renderers --------------------------------------------------------------------

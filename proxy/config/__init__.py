@@ -6,7 +6,8 @@
     compile_load_assignment(ClusterLoadAssignment)    -> EndpointsConfig  (endpoints.py)
     compile_secret(Secret)                            -> SecretConfig     (secrets.py)
     Snapshot.with_update(type_url, resources, removed, version) -> Snapshot (snapshot.py)
-    simulate(snapshot, listener, VirtualRequest)      -> Outcome          (simulate.py)
+    simulate(snapshot, listener, VirtualRequest)      -> Outcome          (simulate.py, imported from there:
+                                                                           the data plane never loads it)
 
 Every field that changes behaviour is either compiled into these values or refused
 with `Unsupported(type_url, resource_name, field_path, reason)`; each message has an
@@ -20,11 +21,10 @@ from isthmus.proxy.config.errors import Invalid, Unsupported
 from isthmus.proxy.config.listeners import ListenerConfig, compile_listener
 from isthmus.proxy.config.routes import RouteTable, compile_route_configuration
 from isthmus.proxy.config.secrets import SecretConfig, compile_secret
-from isthmus.proxy.config.simulate import Outcome, VirtualRequest, simulate
 from isthmus.proxy.config.snapshot import References, Snapshot
 
 __all__ = [
-    "ClusterConfig", "EndpointsConfig", "Invalid", "ListenerConfig", "Outcome", "References", "RouteTable",
-    "SecretConfig", "Snapshot", "Unsupported", "VirtualRequest", "compile_cluster", "compile_listener",
-    "compile_load_assignment", "compile_route_configuration", "compile_secret", "simulate",
+    "ClusterConfig", "EndpointsConfig", "Invalid", "ListenerConfig", "References", "RouteTable",
+    "SecretConfig", "Snapshot", "Unsupported", "compile_cluster", "compile_listener",
+    "compile_load_assignment", "compile_route_configuration", "compile_secret",
 ]

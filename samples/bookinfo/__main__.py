@@ -1,6 +1,6 @@
 """`python -m isthmus.samples.bookinfo <app> [--version vN] [--port 9080] [--host H] [--<svc>-url URL]`.
 
-Runs one Bookinfo app until SIGINT/SIGTERM, logging one structlog line per request.
+Runs one Bookinfo app until SIGINT/SIGTERM, logging one structured line per request.
 Upstream base URLs default to `http://<service>:9080` (through `HTTP_PROXY` when set).
 """
 from __future__ import annotations

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-import structlog
 
+from isthmus.shared import logging as slog
 from isthmus.shared.service.http import App, Limits, Request, Response, serve
 
 
@@ -186,7 +186,7 @@ async def test_oversized_head_is_431():
 
 async def test_handler_exception_is_500_logged_and_the_server_keeps_serving(server):
     reader, writer = await connect(server)
-    with structlog.testing.capture_logs() as logs:
+    with slog.capture() as logs:
         writer.write(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
         status, _, body = await read_response(reader)
     assert (status, body) == (500, b"500: Internal Server Error")
