@@ -9,15 +9,15 @@ gracefully on SIGTERM, and `isthmus proxy wait-ready` holds an app until ready.
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
-import click
-
-from isthmus.proxy.bootstrap import WorkloadIdentity, build_bootstrap, parse_labels, parse_port
+from isthmus.cli import plain
+from isthmus.proxy.bootstrap import WorkloadIdentity, add_workload_arguments, build_bootstrap, workload_from_args
 from isthmus.shared import logging as slog
 from isthmus.shared.service.runtime import stop_event
 from isthmus.shared.service.http import App, HttpServer, Request, Response, serve
@@ -49,7 +49,7 @@ async def _certificates(opts: AgentOptions):
     from isthmus.citadel.spiffe import SpiffeId
 
     if opts.token_file is None:
-        raise click.ClickException("--token-file is required: the workload proves its identity to citadel with it")
+        raise plain.Failure("--token-file is required: the workload proves its identity to citadel with it")
     w = opts.workload
     identity = SpiffeId(w.trust_domain, w.namespace, w.service_account)
     token_path = opts.token_file
@@ -134,128 +134,132 @@ async def run_agent(opts: AgentOptions) -> int:
         await manager.stop()
 
 
-@click.group(invoke_without_command=True)
-@click.option("--name", help="workload instance name, e.g. reviews-v1-0")
-@click.option("-n", "--namespace", default="default", show_default=True)
-@click.option("--service-account", default="default", show_default=True)
-@click.option("--ip", default="127.0.0.1", show_default=True, help="the workload's address (registered with pilot)")
-@click.option("--labels", multiple=True, help="k=v[,k=v]")
-@click.option("--workload-group", default="", help="auto-register into this WorkloadGroup")
-@click.option("--type", "proxy_type", type=click.Choice(["sidecar", "router"]), default="sidecar")
-@click.option("--capture", type=click.Choice(["explicit", "iptables"]), default="explicit")
-@click.option("--port", "ports", multiple=True, help="NAME:APP_PORT[:PROXY_PORT] the workload serves (repeatable)")
-@click.option("--outbound-port", default=15001, show_default=True, help="explicit: the app's HTTP_PROXY port")
-@click.option("--inbound-port", default=15006, show_default=True)
-@click.option("--pilot", default="127.0.0.1:15012", show_default=True)
-@click.option("--plaintext-xds", is_flag=True, help="talk to pilot's plaintext port (development)")
-@click.option("--delta", is_flag=True, help="incremental xDS")
-@click.option("--ca", default="127.0.0.1:8060", show_default=True, help="citadel address")
-@click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
-@click.option("--engine", type=click.Choice(["python", "envoy"]), default="python", show_default=True)
-@click.option("--concurrency", default=1, show_default=True, help="worker count (SO_REUSEPORT / Envoy threads)")
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("./proxy-run"), show_default=True)
-@click.option("--admin-port", default=15000, show_default=True)
-@click.option("--status-port", default=15021, show_default=True)
-@click.option("--stats-port", default=15090, show_default=True)
-@click.option("--drain-seconds", default=5.0, show_default=True)
-@click.option("--log-level", default="info", show_default=True)
-@click.pass_context
-def proxy(ctx: click.Context, log_level: str, **kw) -> None:
+SUBCOMMANDS = ("wait-ready", "init-iptables")
+
+
+def add_agent_arguments(p: argparse.ArgumentParser, run_dir: str) -> None:
+    """The flags `isthmus proxy` and `isthmus gateway` share: control plane, engine, ports, drain."""
+    p.add_argument("--pilot", default="127.0.0.1:15012", help="pilot's xDS address")
+    p.add_argument("--plaintext-xds", action="store_true", help="talk to pilot's plaintext port (development)")
+    p.add_argument("--delta", action="store_true", help="incremental xDS")
+    p.add_argument("--ca", default="127.0.0.1:8060", help="citadel address")
+    p.add_argument("--token-file", type=plain.existing_file, default=None,
+                   help="the workload's token (proves its identity to citadel)")
+    p.add_argument("--engine", choices=("python", "envoy"), default="python", help="data-plane engine")
+    p.add_argument("--concurrency", type=int, default=1, help="worker count (SO_REUSEPORT / Envoy threads)")
+    p.add_argument("--run-dir", type=Path, default=Path(run_dir), help="working directory (Envoy config, sockets)")
+    p.add_argument("--admin-port", type=int, default=15000, help="admin (/stats, /config_dump, /quitquitquit)")
+    p.add_argument("--status-port", type=int, default=15021, help="health (/healthz/ready)")
+    p.add_argument("--stats-port", type=int, default=15090, help="Prometheus (/stats/prometheus)")
+    p.add_argument("--drain-seconds", type=float, default=5.0, help="on SIGTERM, how long in-flight requests may finish")
+    p.add_argument("--log-level", default="info", type=str.lower, choices=tuple(slog.LEVELS), help="log level (changeable at /logging)")
+
+
+def main(argv: Sequence[str]) -> int:
     """Run the sidecar (or, with --type router, a gateway) for one workload."""
-    if ctx.invoked_subcommand is not None:
-        return
-    if not kw["name"]:
-        raise click.UsageError("--name is required")
-    slog.configure("proxy", level=log_level)
-    workload = WorkloadIdentity(
-        name=kw["name"], namespace=kw["namespace"], service_account=kw["service_account"], ip=kw["ip"],
-        labels=parse_labels(kw["labels"]), workload_group=kw["workload_group"], proxy_type=kw["proxy_type"],
-        capture_mode=kw["capture"], ports=tuple(parse_port(p) for p in kw["ports"]),
-        outbound_port=kw["outbound_port"], inbound_port=kw["inbound_port"],
-    )
-    run_from_cli(workload, kw)
+    if argv and argv[0] in SUBCOMMANDS:
+        return wait_ready(argv[1:]) if argv[0] == "wait-ready" else init_iptables(argv[1:])
+    p = plain.parser("isthmus proxy", main.__doc__, usage="%(prog)s --name NAME [options]\n"
+                     "       %(prog)s wait-ready|init-iptables [options]", epilog=(
+        "subcommands:\n"
+        "  wait-ready     block until the proxy is ready, then exec a command\n"
+        "  init-iptables  install the REDIRECT rules of --capture iptables (istio-init)"))
+    add_workload_arguments(p)
+    add_agent_arguments(p, "./proxy-run")
+    args = p.parse_args(argv)
+    workload = workload_from_args(p, args)
+    slog.configure("proxy", level=args.log_level)
+    return plain.run(lambda: run_from_cli(workload, args))
 
 
-def run_from_cli(workload: WorkloadIdentity, kw: dict) -> None:
+def run_from_cli(workload: WorkloadIdentity, args: argparse.Namespace) -> int:
     """Run the agent for `workload` with the shared agent flags (`isthmus proxy` and `isthmus gateway`)."""
     opts = AgentOptions(
-        workload=workload, pilot=kw["pilot"], plaintext_xds=kw["plaintext_xds"], ca=kw["ca"], token_file=kw["token_file"],
-        engine=kw["engine"], run_dir=kw["run_dir"], admin_port=kw["admin_port"], status_port=kw["status_port"],
-        stats_port=kw["stats_port"], drain_seconds=kw["drain_seconds"], delta=kw["delta"], concurrency=kw["concurrency"],
+        workload=workload, pilot=args.pilot, plaintext_xds=args.plaintext_xds, ca=args.ca, token_file=args.token_file,
+        engine=args.engine, run_dir=args.run_dir, admin_port=args.admin_port, status_port=args.status_port,
+        stats_port=args.stats_port, drain_seconds=args.drain_seconds, delta=args.delta, concurrency=args.concurrency,
     )
     try:
         import uvloop
 
-        code = uvloop.run(run_agent(opts))
+        return uvloop.run(run_agent(opts))
     except (FileNotFoundError, OSError) as exc:
-        raise click.ClickException(str(exc)) from None
-    sys.exit(code)
+        raise plain.Failure(str(exc)) from None
 
 
-@proxy.command("wait-ready")
-@click.option("--status-port", default=15021, show_default=True)
-@click.option("--timeout", default=60.0, show_default=True)
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def wait_ready(status_port: int, timeout: float, command: tuple[str, ...]) -> None:
+def wait_ready(argv: Sequence[str]) -> int:
     """Block until the proxy is ready (then exec COMMAND if given): no request is sent before it."""
-    import os
-    import urllib.request
+    p = plain.parser("isthmus proxy wait-ready", wait_ready.__doc__)
+    p.add_argument("--status-port", type=int, default=15021, help="the proxy's health port")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...] to exec once ready")
+    args = p.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
 
-    url = f"http://127.0.0.1:{status_port}/healthz/ready"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise click.ClickException(f"proxy not ready at {url} after {timeout:.0f}s")
-        time.sleep(0.2)
-    if command:
-        os.execvp(command[0], list(command))
+    def body() -> None:
+        import os
+        import urllib.request
+
+        url = f"http://127.0.0.1:{args.status_port}/healthz/ready"
+        deadline = time.monotonic() + args.timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise plain.Failure(f"proxy not ready at {url} after {args.timeout:g}s")
+            time.sleep(0.2)
+        if command:
+            os.execvp(command[0], list(command))
+
+    return plain.run(body)
 
 
-@proxy.command("init-iptables")
-@click.option("--proxy-uid", default=1337, show_default=True, help="the proxy's uid: its traffic is not captured")
-@click.option("--proxy-gid", default="1337", show_default=True, help="the proxy's gid ('' = no gid rules)")
-@click.option("--inbound-capture-port", default=15006, show_default=True)
-@click.option("--outbound-capture-port", default=15001, show_default=True)
-@click.option("--inbound-ports", default="*", show_default=True, help="'*' (all but the excluded), '' (none) or a list")
-@click.option("--exclude-inbound-ports", default="15000,15020,15021,15090", show_default=True)
-@click.option("--exclude-outbound-ports", default="", help="e.g. the control plane's 15012,8060")
-@click.option("--exclude-outbound-cidrs", default="", help="e.g. the control plane's 10.244.1.1/32")
-@click.option("--dry-run", is_flag=True, help="print the iptables-restore input; change nothing")
-@click.option("--cleanup", is_flag=True, help="remove the capture chains (istio-clean-iptables)")
-def init_iptables(proxy_uid: int, proxy_gid: str, inbound_capture_port: int, outbound_capture_port: int, inbound_ports: str,
-                  exclude_inbound_ports: str, exclude_outbound_ports: str, exclude_outbound_cidrs: str, dry_run: bool,
-                  cleanup: bool) -> None:
+def init_iptables(argv: Sequence[str]) -> int:
     """Install the REDIRECT rules of `--capture iptables` in this network namespace (what istio-init does)."""
     from isthmus.proxy import iptables
 
+    p = plain.parser("isthmus proxy init-iptables", init_iptables.__doc__)
+    p.add_argument("--proxy-uid", type=int, default=1337, help="the proxy's uid: its traffic is not captured")
+    p.add_argument("--proxy-gid", default="1337", help="the proxy's gid ('' = no gid rules)")
+    p.add_argument("--inbound-capture-port", type=int, default=15006, help="where inbound traffic is redirected")
+    p.add_argument("--outbound-capture-port", type=int, default=15001, help="where outbound traffic is redirected")
+    p.add_argument("--inbound-ports", default="*", help="'*' (all but the excluded), '' (none) or a list")
+    p.add_argument("--exclude-inbound-ports", default="15000,15020,15021,15090", help="inbound ports never captured")
+    p.add_argument("--exclude-outbound-ports", default="", help="e.g. the control plane's 15012,8060")
+    p.add_argument("--exclude-outbound-cidrs", default="", help="e.g. the control plane's 10.244.1.1/32")
+    p.add_argument("--dry-run", action="store_true", help="print the iptables-restore input; change nothing")
+    p.add_argument("--cleanup", action="store_true", help="remove the capture chains (istio-clean-iptables)")
+    a = p.parse_args(argv)
     try:
         rules = iptables.CaptureRules(
-            proxy_uid=proxy_uid, proxy_gid=int(proxy_gid) if proxy_gid.strip() else None,
-            inbound_capture_port=inbound_capture_port, outbound_capture_port=outbound_capture_port,
-            inbound_ports=inbound_ports.replace(" ", ""),
-            exclude_inbound_ports=iptables.parse_ports(exclude_inbound_ports, "--exclude-inbound-ports"),
-            exclude_outbound_ports=iptables.parse_ports(exclude_outbound_ports, "--exclude-outbound-ports"),
-            exclude_outbound_cidrs=iptables.parse_cidrs(exclude_outbound_cidrs),
+            proxy_uid=a.proxy_uid, proxy_gid=int(a.proxy_gid) if a.proxy_gid.strip() else None,
+            inbound_capture_port=a.inbound_capture_port, outbound_capture_port=a.outbound_capture_port,
+            inbound_ports=a.inbound_ports.replace(" ", ""),
+            exclude_inbound_ports=iptables.parse_ports(a.exclude_inbound_ports, "--exclude-inbound-ports"),
+            exclude_outbound_ports=iptables.parse_ports(a.exclude_outbound_ports, "--exclude-outbound-ports"),
+            exclude_outbound_cidrs=iptables.parse_cidrs(a.exclude_outbound_cidrs),
         )
         text = iptables.build_rules(rules)
     except (iptables.CaptureRulesError, ValueError) as exc:
-        raise click.UsageError(str(exc)) from None
-    if dry_run:
-        click.echo(f"would remove chains {', '.join(iptables.CHAINS)} and the jumps to them" if cleanup else text.rstrip("\n"))
-        return
-    try:
-        if cleanup:
-            removed = iptables.remove_rules(None)
-            click.echo("capture rules removed" if removed else "no capture rules to remove")
-        else:
-            iptables.apply_rules(None, text)
-            click.echo(f"capture rules installed: inbound → {inbound_capture_port}, outbound → {outbound_capture_port}, "
-                       f"uid {proxy_uid} excluded")
-    except iptables.CaptureError as exc:
-        raise click.ClickException(f"{exc} (needs root / CAP_NET_ADMIN in this network namespace)") from None
+        p.error(str(exc))
+
+    def body() -> None:
+        if a.dry_run:
+            print(f"would remove chains {', '.join(iptables.CHAINS)} and the jumps to them" if a.cleanup
+                  else text.rstrip("\n"))
+            return
+        try:
+            if a.cleanup:
+                print("capture rules removed" if iptables.remove_rules(None) else "no capture rules to remove")
+            else:
+                iptables.apply_rules(None, text)
+                print(f"capture rules installed: inbound → {a.inbound_capture_port}, "
+                      f"outbound → {a.outbound_capture_port}, uid {a.proxy_uid} excluded")
+        except iptables.CaptureError as exc:
+            raise plain.Failure(f"{exc} (needs root / CAP_NET_ADMIN in this network namespace)") from None
+
+    return plain.run(body)

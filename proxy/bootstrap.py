@@ -7,11 +7,13 @@ SDS from the local agent's unix socket, admin on 15000, Prometheus stats on 1509
 """
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
-import click
+from isthmus.cli import plain
 
 HTTP2 = {
     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
@@ -179,7 +181,7 @@ def parse_port(spec: str) -> dict:
     else:
         name, port, proxy_port = parts[0], parts[1], parts[2]
     if not port.isdigit() or (proxy_port and not proxy_port.isdigit()):
-        raise click.BadParameter(f"{spec!r}: want NAME:PORT[:PROXY_PORT]")
+        raise ValueError(f"--port {spec!r}: want NAME:PORT[:PROXY_PORT]")
     out = {"port": int(port), "name": name, "protocol": name.split("-")[0].upper() if name else ""}
     if proxy_port:
         out["proxyPort"] = int(proxy_port)
@@ -195,12 +197,12 @@ def parse_port_map(value: str) -> tuple[tuple[int, int], ...]:
             continue
         a, sep, b = item.partition("=")
         if not sep or not a.strip().isdigit() or not b.strip().isdigit() or not (0 < int(a) < 65536 and 0 < int(b) < 65536):
-            raise click.BadParameter(f"{item!r}: want SERVER_PORT=LISTEN_PORT, e.g. 80=8080")
+            raise ValueError(f"--port-map {item!r}: want SERVER_PORT=LISTEN_PORT, e.g. 80=8080")
         out.append((int(a), int(b)))
     return tuple(out)
 
 
-def parse_labels(values: tuple[str, ...]) -> dict[str, str]:
+def parse_labels(values: Sequence[str]) -> dict[str, str]:
     labels = {}
     for v in values:
         for item in v.split(","):
@@ -208,41 +210,64 @@ def parse_labels(values: tuple[str, ...]) -> dict[str, str]:
                 continue
             k, sep, val = item.partition("=")
             if not sep:
-                raise click.BadParameter(f"label {item!r}: want key=value")
+                raise ValueError(f"--labels {item!r}: want key=value")
             labels[k] = val
     return labels
 
 
-@click.command()
-@click.option("--name", required=True, help="workload instance name (node id)")
-@click.option("-n", "--namespace", default="default", show_default=True)
-@click.option("--service-account", default="default", show_default=True)
-@click.option("--ip", default="127.0.0.1", show_default=True)
-@click.option("--labels", multiple=True, help="k=v[,k=v] (repeatable)")
-@click.option("--workload-group", default="", help="WorkloadGroup for auto-registration")
-@click.option("--type", "proxy_type", type=click.Choice(["sidecar", "router"]), default="sidecar")
-@click.option("--capture", type=click.Choice(["explicit", "iptables"]), default="explicit")
-@click.option("--port", "ports", multiple=True, help="NAME:PORT[:PROXY_PORT] application port (repeatable)")
-@click.option("--outbound-port", default=15001, show_default=True)
-@click.option("--inbound-port", default=15006, show_default=True)
-@click.option("--pilot", default="127.0.0.1:15012", show_default=True, help="pilot ADS address")
-@click.option("--plaintext", is_flag=True, help="ADS without mTLS (pilot's 15010, development)")
-@click.option("--delta", is_flag=True, help="use incremental (delta) xDS")
-@click.option("--sds-socket", default="./etc/istio/proxy/SDS", show_default=True)
-@click.option("--admin-port", default=15000, show_default=True)
-@click.option("--stats-port", default=15090, show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="file to write (default stdout)")
-def bootstrap(name, namespace, service_account, ip, labels, workload_group, proxy_type, capture, ports, outbound_port,
-              inbound_port, pilot, plaintext, delta, sds_socket, admin_port, stats_port, output) -> None:
-    """Write the Envoy bootstrap for a workload (JSON, which Envoy reads as YAML too)."""
-    w = WorkloadIdentity(
-        name=name, namespace=namespace, service_account=service_account, ip=ip, labels=parse_labels(labels),
-        workload_group=workload_group, proxy_type=proxy_type, capture_mode=capture,
-        ports=tuple(parse_port(p) for p in ports), outbound_port=outbound_port, inbound_port=inbound_port,
+def add_workload_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags that describe a workload (`isthmus proxy` and `isthmus bootstrap`)."""
+    p.add_argument("--name", required=True, help="workload instance name (node id), e.g. reviews-v1-0")
+    p.add_argument("-n", "--namespace", default="default", help="the workload's namespace")
+    p.add_argument("--service-account", default="default", help="the workload's service account")
+    p.add_argument("--ip", default="127.0.0.1", help="the workload's address (registered with pilot)")
+    p.add_argument("--labels", action="append", default=[], help="k=v[,k=v] (repeatable)")
+    p.add_argument("--workload-group", default="", help="auto-register into this WorkloadGroup")
+    p.add_argument("--type", dest="proxy_type", choices=("sidecar", "router"), default="sidecar", help="proxy type")
+    p.add_argument("--capture", choices=("explicit", "iptables"), default="explicit", help="traffic capture mode")
+    p.add_argument("--port", dest="ports", action="append", default=[],
+                   help="NAME:APP_PORT[:PROXY_PORT] the workload serves (repeatable)")
+    p.add_argument("--outbound-port", type=int, default=15001, help="explicit: the app's HTTP_PROXY port")
+    p.add_argument("--inbound-port", type=int, default=15006, help="inbound capture port")
+
+
+def workload_from_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> WorkloadIdentity:
+    """The workload `add_workload_arguments`' flags describe; a malformed one is a usage error (exit 2)."""
+    try:
+        labels, ports = parse_labels(args.labels), tuple(parse_port(x) for x in args.ports)
+    except ValueError as exc:
+        p.error(str(exc))
+    return WorkloadIdentity(
+        name=args.name, namespace=args.namespace, service_account=args.service_account, ip=args.ip,
+        labels=labels, workload_group=args.workload_group, proxy_type=args.proxy_type, capture_mode=args.capture,
+        ports=ports, outbound_port=args.outbound_port, inbound_port=args.inbound_port,
     )
-    doc = build_bootstrap(w, pilot, sds_socket, mtls=not plaintext, admin_port=admin_port, stats_port=stats_port, delta=delta)
+
+
+def main(argv: Sequence[str]) -> int:
+    """Write the Envoy bootstrap for a workload (JSON, which Envoy reads as YAML too)."""
+    p = plain.parser("isthmus bootstrap", main.__doc__, usage="%(prog)s --name NAME [options]")
+    add_workload_arguments(p)
+    p.add_argument("--pilot", default="127.0.0.1:15012", help="pilot ADS address")
+    p.add_argument("--plaintext", action="store_true", help="ADS without mTLS (pilot's 15010, development)")
+    p.add_argument("--delta", action="store_true", help="use incremental (delta) xDS")
+    p.add_argument("--sds-socket", default="./etc/istio/proxy/SDS", help="the agent's SDS socket")
+    p.add_argument("--admin-port", type=int, default=15000, help="Envoy admin port")
+    p.add_argument("--stats-port", type=int, default=15090, help="Prometheus port")
+    p.add_argument("-o", "--output", type=Path, default=None, help="file to write (default stdout)")
+    args = p.parse_args(argv)
+    w = workload_from_args(p, args)
+    doc = build_bootstrap(w, args.pilot, args.sds_socket, mtls=not args.plaintext, admin_port=args.admin_port,
+                          stats_port=args.stats_port, delta=args.delta)
     text = json.dumps(doc, indent=2)
-    if output:
-        output.write_text(text + "\n")
-    else:
-        click.echo(text)
+
+    def body() -> None:
+        if args.output:
+            try:
+                args.output.write_text(text + "\n")
+            except OSError as exc:
+                raise plain.Failure(f"cannot write {args.output}: {exc}") from None
+        else:
+            print(text)
+
+    return plain.run(body)

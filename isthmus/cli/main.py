@@ -1,14 +1,14 @@
 """`isthmus` — one console script; each subcommand lives beside the code it drives.
 
 Subcommands are imported lazily (the table below) so `isthmus validate` does not pay
-for gRPC, and a broken optional part cannot break the others.
+for gRPC, and a broken optional part cannot break the others. The per-workload
+processes (`proxy`, `gateway`, `bootstrap`) are argparse commands (see plain.py),
+run before click is even imported: a sidecar does not carry click for its lifetime.
 """
 from __future__ import annotations
 
 import importlib
 import sys
-
-import click
 
 # name → "module:attribute" of a click command or group.
 COMMANDS: dict[str, str] = {
@@ -26,9 +26,6 @@ COMMANDS: dict[str, str] = {
     "istiod": "isthmus.istiod.main:istiod",
     "token": "isthmus.citadel.main:token",
     "cert": "isthmus.citadel.main:cert",
-    "bootstrap": "isthmus.proxy.bootstrap:bootstrap",
-    "proxy": "isthmus.proxy.agent:proxy",
-    "gateway": "isthmus.gateway.main:gateway",
     "pilot": "isthmus.pilot.main:pilot",
     "proxy-status": "isthmus.cli.pilot_cmds:proxy_status",
     "proxy-config": "isthmus.cli.pilot_cmds:proxy_config",
@@ -38,39 +35,70 @@ COMMANDS: dict[str, str] = {
     "status": "isthmus.cli.up:status",
 }
 
+# name → "module:attribute" of a plain (argparse) command: `main(argv) -> exit status`.
+PLAIN: dict[str, str] = {
+    "bootstrap": "isthmus.proxy.bootstrap:main",
+    "proxy": "isthmus.proxy.agent:main",
+    "gateway": "isthmus.gateway.main:main",
+}
 
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
 
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
-        if target is None:
-            return None
-        module, _, attr = target.partition(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            # Keep the rest of the CLI usable; say exactly what is missing.
-            reason = f"{name} is unavailable in this install ({exc})"
+def _load(target: str):
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
-            @click.command(name=name, help=reason, context_settings={"ignore_unknown_options": True})
+
+def _click_cli():
+    import click
+
+    from isthmus.cli.plain import summary
+
+    class LazyGroup(click.Group):
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return sorted([*COMMANDS, *PLAIN])
+
+        def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+            target = COMMANDS.get(name) or PLAIN.get(name)
+            if target is None:
+                return None
+            try:
+                found = _load(target)
+                if name not in PLAIN:
+                    return found
+            except (ImportError, AttributeError) as exc:
+                # Keep the rest of the CLI usable; say exactly what is missing.
+                reason = f"{name} is unavailable in this install ({exc})"
+
+                @click.command(name=name, help=reason, context_settings={"ignore_unknown_options": True})
+                @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+                def unavailable(args: tuple[str, ...]) -> None:
+                    raise click.ClickException(reason)
+
+                return unavailable
+
+            # A plain command as click sees it: listed with its summary, arguments passed through.
+            @click.command(name=name, help=summary(found), add_help_option=False,
+                           context_settings={"ignore_unknown_options": True})
             @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-            def unavailable(args: tuple[str, ...]) -> None:
-                raise click.ClickException(reason)
+            def passthrough(args: tuple[str, ...]) -> None:
+                sys.exit(found(list(args)))
 
-            return unavailable
+            return passthrough
 
+    @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(package_name="isthmus")
+    def cli() -> None:
+        """Isthmus: a service mesh that runs Istio's config on a Python data plane."""
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="isthmus")
-def cli() -> None:
-    """Isthmus: a service mesh that runs Istio's config on a Python data plane."""
+    return cli
 
 
 def main() -> None:
+    argv = sys.argv[1:]
     try:
-        cli(prog_name="isthmus")
+        if argv and argv[0] in PLAIN:
+            sys.exit(_load(PLAIN[argv[0]])(argv[1:]))
+        _click_cli()(prog_name="isthmus")
     except KeyboardInterrupt:
         sys.exit(130)
 

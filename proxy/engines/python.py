@@ -31,11 +31,13 @@ from isthmus.proxy.stats import Stats
 from isthmus.proxy.xds.client import Backoff, XdsClient, XdsTls
 from isthmus.proxy.xds.node import build_node, node_info
 from isthmus.shared.logging import get_logger
+from isthmus.shared.service.runtime import release_free_memory
 
 log = get_logger("proxy.engine")
 DATAPLANE = "isthmus.proxy.runtime.dataplane:DataPlane"
 XDS_STATS = {"cds": "cluster_manager.cds", "lds": "listener_manager.lds"}
 PIPE_LIMIT = 256 * 1024 * 1024  # one JSON line per message; a config_dump can be large
+TRIM_DELAY = 2.0  # seconds after a configuration is applied before the C heap is trimmed
 
 
 async def _maybe(value: Any) -> Any:
@@ -69,10 +71,18 @@ class WorkerCore:
         self.client = XdsClient(pilot, node, self._apply, delta=delta, tls=tls, local_secret=self.secrets.has_local,
                                 backoff=backoff, warming_timeout=warming_timeout)
         self.draining = False
+        self._trim: asyncio.TimerHandle | None = None
 
     async def _apply(self, snapshot) -> list[str]:
         self.secrets.update(snapshot.secrets)
-        return list(await _maybe(self.dataplane.apply(snapshot)) or ())
+        errors = list(await _maybe(self.dataplane.apply(snapshot)) or ())
+        if self._trim is None:  # the replaced config is garbage now; a burst of pushes trims once
+            self._trim = asyncio.get_running_loop().call_later(TRIM_DELAY, self._release)
+        return errors
+
+    def _release(self) -> None:
+        self._trim = None
+        release_free_memory()
 
     def ready(self) -> bool:
         # Not DataPlane.ready: it counts the agent's own secrets (default, ROOTCA) as missing.
@@ -110,6 +120,9 @@ class WorkerCore:
         await _maybe(self.dataplane.drain(deadline))
 
     async def stop(self) -> None:
+        if self._trim is not None:
+            self._trim.cancel()
+            self._trim = None
         await self.client.stop()
         await _maybe(self.dataplane.stop())
 

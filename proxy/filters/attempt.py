@@ -15,6 +15,7 @@ import socket
 from isthmus.proxy.filters import headers as hdr
 from isthmus.proxy.runtime.cluster import _is_ip
 from isthmus.proxy.runtime.flow_control import LOW_WATER
+from isthmus.shared.service.runtime import host_bytes
 from isthmus.proxy.upstream.hashing import (CookieHash, HeaderHash, QueryParameterHash, SourceIpHash, parse_cookies,
                                             parse_query, request_hash)
 
@@ -193,7 +194,7 @@ def original_destination(fwd):
 async def _resolve(fwd, name: str) -> None:
     loop = fwd.stream.conn.loop
     try:
-        infos = await loop.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+        infos = await loop.getaddrinfo(host_bytes(name), None, type=socket.SOCK_STREAM)
         ip = infos[0][4][0]
     except OSError:
         ip = None

@@ -22,6 +22,7 @@ from isthmus.proxy.upstream.endpoints import Endpoint, Host, HostSet, Locality
 from isthmus.proxy.upstream.hash_lb import Maglev, RingHash
 from isthmus.proxy.upstream.health import HealthStatus
 from isthmus.proxy.upstream.lb import ChooseContext, LeastRequest, Random, RoundRobin
+from isthmus.shared.service.runtime import host_bytes
 from isthmus.proxy.upstream.outlier import OutlierConfig, OutlierDetector, Result
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ class ClusterState:
                     pairs.append((endpoint, cfg))
                     continue
                 try:
-                    infos = await loop.getaddrinfo(endpoint.address, endpoint.port, family=family, type=socket.SOCK_STREAM)
+                    infos = await loop.getaddrinfo(host_bytes(endpoint.address), endpoint.port, family=family, type=socket.SOCK_STREAM)
                 except OSError:
                     continue
                 addresses = list(dict.fromkeys(i[4][0] for i in infos))

@@ -15,6 +15,7 @@ import os
 import socket
 
 from isthmus.proxy.runtime.connection import ConnInfo, Inspector
+from isthmus.shared.service.runtime import tcp_listener
 
 DEFAULT_BACKLOG = 1024
 
@@ -54,21 +55,7 @@ class ListenerServer:
                 sock.setblocking(False)
                 self.server = await loop.create_unix_server(self._accept, sock=sock, backlog=backlog)
                 return None
-            family = socket.AF_INET6 if ":" in a.host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if self.reuse_port:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if a.host == "::" else 1)
-                sock.bind((a.host or "0.0.0.0", a.port))
-                sock.listen(backlog)
-                sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                sock.close()
-                raise
+            sock = tcp_listener(a.host, a.port, backlog, self.reuse_port)
             self.server = await loop.create_server(self._accept, sock=sock, backlog=backlog)
         except OSError as exc:
             self.error = exc.strerror or str(exc)

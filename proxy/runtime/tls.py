@@ -19,7 +19,7 @@ from isthmus.citadel.pki.der import parse_certificate, parse_pem
 from isthmus.proxy.config.common import DataSourceConfig
 from isthmus.proxy.config.secrets import SecretConfig
 from isthmus.proxy.config.tls import CommonTls, DownstreamTls, SanMatch, UpstreamTls, ValidationConfig
-from isthmus.shared.tls import load_chain_pem
+from isthmus.shared.tls import Context, load_chain_pem
 
 _VERSIONS = {"TLSv1.0": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
              "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
@@ -247,7 +247,7 @@ class TlsContexts:
         chain, pkey, trust, validation = self._material(tls.common, snapshot_secrets)
         if not chain:
             raise TlsConfigError("no server certificate")
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx = Context(ssl.PROTOCOL_TLS_SERVER)
         _load_chain(ctx, chain, pkey)
         if trust:
             try:
@@ -269,7 +269,7 @@ class TlsContexts:
         if hit is not None:
             return hit[1]
         chain, pkey, trust, validation = self._material(tls.common, snapshot_secrets)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx = Context(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         if trust:
             try:

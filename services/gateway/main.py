@@ -12,11 +12,10 @@ egress gateway next to an ingress one on the same host needs its own map
 """
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Sequence
 
-import click
-
-from isthmus.proxy.agent import run_from_cli
+from isthmus.cli import plain
+from isthmus.proxy.agent import add_agent_arguments, run_from_cli
 from isthmus.proxy.bootstrap import WorkloadIdentity, parse_labels, parse_port_map
 from isthmus.shared import logging as slog
 
@@ -28,36 +27,28 @@ def default_labels(name: str) -> dict[str, str]:
     return {"app": name, "istio": name.removeprefix("istio-")}
 
 
-@click.command()
-@click.option("--name", default="istio-ingressgateway", show_default=True, help="gateway workload name")
-@click.option("-n", "--namespace", default="istio-system", show_default=True,
-              help="its namespace (credentialName Secrets are read from here)")
-@click.option("--service-account", default=None, help="default: <name>-service-account")
-@click.option("--labels", multiple=True, help="k=v[,k=v] matched by Gateway selectors (default: app=<name>,istio=<name minus istio->)")
-@click.option("--port-map", default=DEFAULT_PORT_MAP, show_default=True,
-              help="SERVER_PORT=LISTEN_PORT[,...]: where to listen for a Gateway server port ('' = as declared)")
-@click.option("--bind", default="0.0.0.0", show_default=True, help="address the listeners bind (a server's `bind` wins)")
-@click.option("--ip", default="127.0.0.1", show_default=True, help="the gateway's address (node id)")
-@click.option("--pilot", default="127.0.0.1:15012", show_default=True)
-@click.option("--plaintext-xds", is_flag=True, help="talk to pilot's plaintext port (development)")
-@click.option("--delta", is_flag=True, help="incremental xDS")
-@click.option("--ca", default="127.0.0.1:8060", show_default=True, help="citadel address")
-@click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
-@click.option("--engine", type=click.Choice(["python", "envoy"]), default="python", show_default=True)
-@click.option("--concurrency", default=1, show_default=True)
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("./gateway-run"), show_default=True)
-@click.option("--admin-port", default=15000, show_default=True)
-@click.option("--status-port", default=15021, show_default=True)
-@click.option("--stats-port", default=15090, show_default=True)
-@click.option("--drain-seconds", default=5.0, show_default=True)
-@click.option("--log-level", default="info", show_default=True)
-def gateway(name: str, namespace: str, service_account: str | None, labels: tuple[str, ...], port_map: str, bind: str,
-            ip: str, log_level: str, **kw) -> None:
+def main(argv: Sequence[str]) -> int:
     """Run an ingress or egress gateway (the proxy in router mode, configured from Gateway resources)."""
-    slog.configure("gateway", level=log_level)
+    p = plain.parser("isthmus gateway", main.__doc__, usage="%(prog)s [options]")
+    p.add_argument("--name", default="istio-ingressgateway", help="gateway workload name")
+    p.add_argument("-n", "--namespace", default="istio-system", help="its namespace (credentialName Secrets are read from here)")
+    p.add_argument("--service-account", default=None, help="default: <name>-service-account")
+    p.add_argument("--labels", action="append", default=[],
+                   help="k=v[,k=v] matched by Gateway selectors (default: app=<name>,istio=<name minus istio->)")
+    p.add_argument("--port-map", default=DEFAULT_PORT_MAP,
+                   help="SERVER_PORT=LISTEN_PORT[,...]: where to listen for a Gateway server port ('' = as declared)")
+    p.add_argument("--bind", default="0.0.0.0", help="address the listeners bind (a server's `bind` wins)")
+    p.add_argument("--ip", default="127.0.0.1", help="the gateway's address (node id)")
+    add_agent_arguments(p, "./gateway-run")
+    args = p.parse_args(argv)
+    try:
+        labels = parse_labels(args.labels) if args.labels else default_labels(args.name)
+        port_map = parse_port_map(args.port_map)
+    except ValueError as exc:
+        p.error(str(exc))
+    slog.configure("gateway", level=args.log_level)
     workload = WorkloadIdentity(
-        name=name, namespace=namespace, service_account=service_account or f"{name}-service-account", ip=ip,
-        labels=parse_labels(labels) if labels else default_labels(name), proxy_type="router",
-        gateway_port_map=parse_port_map(port_map), gateway_bind=bind,
+        name=args.name, namespace=args.namespace, service_account=args.service_account or f"{args.name}-service-account",
+        ip=args.ip, labels=labels, proxy_type="router", gateway_port_map=port_map, gateway_bind=args.bind,
     )
-    run_from_cli(workload, kw)
+    return plain.run(lambda: run_from_cli(workload, args))

@@ -30,8 +30,8 @@ from isthmus.proxy.protocol.events import (CANCEL, ConnectionClosed, Data, GoAwa
                                            ResponseHead, StreamReset, Trailers)
 from isthmus.proxy.protocol.http2 import Http2ClientConnection
 from isthmus.proxy.protocol.limits import Http2Settings
-from isthmus.shared.service.runtime import split_address
-from isthmus.shared.tls import load_chain_pem
+from isthmus.shared.service.runtime import host_bytes, split_address
+from isthmus.shared.tls import Context, load_chain_pem
 
 USER_AGENT = b"isthmus-grpc/1"
 DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024
@@ -83,7 +83,7 @@ def describe(exc: BaseException) -> str:
 def mtls_context(chain_pem: bytes, key_pem: bytes, roots_pem: bytes) -> ssl.SSLContext:
     """A client context that presents `chain_pem`/`key_pem`, trusts only `roots_pem`
     and checks the server's name (the channel's `server_name`) against its DNS SANs."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx = Context(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_verify_locations(cadata=roots_pem.decode())
     load_chain_pem(ctx, chain_pem, key_pem)
@@ -340,7 +340,7 @@ class Channel:
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         name = self.server_name or self.target
-        authority = name.encode("idna") if not name.isascii() else name.encode()  # the idna codec costs memory
+        authority = host_bytes(name)
         scheme = b"https" if self.tls else b"http"
         try:
             _, conn = await asyncio.wait_for(loop.create_connection(

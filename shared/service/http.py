@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, unquote
 import httptools
 
 from isthmus.shared.logging import get_logger
+from isthmus.shared.service.runtime import tcp_listener
 
 log = get_logger("shared.http")
 
@@ -433,6 +434,6 @@ async def serve(app: App, host: str, port: int, limits: Limits = Limits()) -> Ht
     """Listen on exactly `host:port` (SO_REUSEADDR, as aiohttp did); OSError when it cannot."""
     server = HttpServer(app, limits)
     loop = asyncio.get_running_loop()
-    server._server = await loop.create_server(lambda: _Connection(server), host, port, reuse_address=True)
+    server._server = await loop.create_server(lambda: _Connection(server), sock=tcp_listener(host, port, 511))
     server.port = server._server.sockets[0].getsockname()[1]
     return server

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
 
-from isthmus.proxy.agent import proxy
+from isthmus.proxy.agent import main as proxy_main
 from isthmus.proxy.iptables import CaptureRules, CaptureRulesError, build_rules, has_capture, without_capture
 
 # istio-iptables' layout for `-p 15001 -z 15006 -u 1337 -g 1337 -b '*' -d 15000,15020,15021,15090`.
@@ -106,10 +105,12 @@ def test_removal_keeps_everything_else():
     assert ":DOCKER - [0:0]" in left and left.rstrip().endswith("COMMIT")
 
 
-def test_init_iptables_dry_run():
-    res = CliRunner().invoke(proxy, ["init-iptables", "--dry-run", "--exclude-outbound-cidrs", "10.244.1.1/32",
-                                     "--exclude-outbound-ports", "15012"])
-    assert res.exit_code == 0, res.output
-    assert res.output.startswith("*nat\n") and "-A ISTIO_OUTPUT -d 10.244.1.1/32 -j RETURN" in res.output
-    bad = CliRunner().invoke(proxy, ["init-iptables", "--dry-run", "--exclude-outbound-cidrs", "x"])
-    assert bad.exit_code == 2 and "--exclude-outbound-cidrs: 'x' is not a CIDR" in bad.output
+def test_init_iptables_dry_run(capsys):
+    code = proxy_main(["init-iptables", "--dry-run", "--exclude-outbound-cidrs", "10.244.1.1/32",
+                       "--exclude-outbound-ports", "15012"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.startswith("*nat\n") and "-A ISTIO_OUTPUT -d 10.244.1.1/32 -j RETURN" in out
+    with pytest.raises(SystemExit) as bad:
+        proxy_main(["init-iptables", "--dry-run", "--exclude-outbound-cidrs", "x"])
+    assert bad.value.code == 2 and "--exclude-outbound-cidrs: 'x' is not a CIDR" in capsys.readouterr().err
