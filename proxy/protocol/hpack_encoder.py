@@ -1,7 +1,7 @@
-"""A stateless HPACK encoder for the proxy's HTTP/2 side (RFC 7541), replacing h2's.
+"""A stateless HPACK encoder for the proxy's HTTP/2 side (RFC 7541).
 
-h2's encoder (the `hpack` package) searches its tables linearly, Huffman-codes every
-literal in Python and adds fields to the dynamic table: on the proxy's HTTP/2 path it
+A general encoder (like the `hpack` package's) searches its tables, Huffman-codes every
+literal in Python and adds fields to the dynamic table: on the proxy's HTTP/2 path that
 was a fifth of the CPU per request. This one never uses the dynamic table, so encoding a
 field needs no state and no search:
 
@@ -14,18 +14,12 @@ field needs no state and no search:
 Because nothing is ever inserted, the peer's decoder table stays empty whatever size it
 allows; the encoder still announces a dynamic table size of 0 at the start of the first
 header block and after every SETTINGS_HEADER_TABLE_SIZE change (`header_table_size`,
-set by h2), which is always within what the peer allows. Decoding stays h2's (a peer
-may use the whole of HPACK).
+set by h2connection.py), which is always within what the peer allows. Decoding is
+hpack_decoder.py's (a peer may use the whole of HPACK).
 """
 from __future__ import annotations
 
-from hpack.table import HeaderTable
-
-_STATIC: dict[tuple[bytes, bytes], int] = {}
-_STATIC_NAMES: dict[bytes, int] = {}
-for _i, (_name, _value) in enumerate(HeaderTable.STATIC_TABLE, start=1):
-    _STATIC.setdefault((_name, _value), _i)
-    _STATIC_NAMES.setdefault(_name, _i)
+from .hpack_tables import STATIC_TABLE
 
 _SIZE_UPDATE_ZERO = b"\x20"  # 001 prefix, 5-bit integer 0
 _LITERAL, _NEVER_INDEXED = 0x00, 0x10  # 4-bit name-index prefixes
@@ -45,10 +39,22 @@ def encode_integer(value: int, prefix_bits: int, flags: int = 0) -> bytes:
     return bytes(out)
 
 
+# Precomputed representations: a static (name, value) -> its indexed field; a static
+# name -> the start of a literal (without indexing, never indexed) naming it; a length
+# below 127 -> its raw string-length byte.
+_STATIC: dict[tuple[bytes, bytes], bytes] = {}
+_STATIC_NAMES: dict[bytes, tuple[bytes, bytes]] = {}
+for _i, (_name, _value) in enumerate(STATIC_TABLE, start=1):
+    _STATIC.setdefault((_name, _value), encode_integer(_i, 7, 0x80))
+    _STATIC_NAMES.setdefault(_name, (encode_integer(_i, 4, _LITERAL),
+                                     encode_integer(_i, 4, _NEVER_INDEXED)))
+_LENGTHS = [bytes((_n,)) for _n in range(127)]
+
+
 def _string(data: bytes) -> bytes:
     """A raw (not Huffman-coded) string literal."""
     n = len(data)
-    return (bytes((n,)) if n < 127 else encode_integer(n, 7)) + data
+    return (_LENGTHS[n] if n < 127 else encode_integer(n, 7)) + data
 
 
 def _bytes(x) -> bytes:
@@ -56,7 +62,7 @@ def _bytes(x) -> bytes:
 
 
 class StatelessHpackEncoder:
-    """Drop-in for `hpack.Encoder` as h2 uses it: `encode(headers)` and `header_table_size`."""
+    """`encode(headers)` and `header_table_size` (the interface of `hpack.Encoder`)."""
 
     __slots__ = ("_table_size", "_announce")
 
@@ -75,35 +81,36 @@ class StatelessHpackEncoder:
 
     def encode(self, headers, huffman: bool = True) -> bytes:  # noqa: ARG002 - literals are never Huffman-coded
         out = []
+        append = out.append
         if self._announce:
             self._announce = False
-            out.append(_SIZE_UPDATE_ZERO)
-        static, names = _STATIC, _STATIC_NAMES
+            append(_SIZE_UPDATE_ZERO)
+        static, names, lengths = _STATIC, _STATIC_NAMES, _LENGTHS
         for header in headers:
-            if header.__class__ is tuple:
-                if len(header) == 2:
-                    name, value = header
-                    sensitive = False
-                else:
-                    name, value, sensitive = header[0], header[1], bool(header[2])
-            else:  # hpack's HeaderTuple / NeverIndexedHeaderTuple
+            if header.__class__ is tuple and len(header) == 2:  # the common case
+                name, value = header
+                sensitive = False
+            elif header.__class__ is tuple:
+                name, value, sensitive = header[0], header[1], bool(header[2])
+            else:  # hpack's HeaderTuple / NeverIndexedHeaderTuple, our SensitiveField
                 name, value = header[0], header[1]
                 sensitive = not getattr(header, "indexable", True)
-            if name.__class__ is not bytes:
-                name = _bytes(name)
-            if value.__class__ is not bytes:
-                value = _bytes(value)
+            if name.__class__ is not bytes or value.__class__ is not bytes:
+                name, value = _bytes(name), _bytes(value)
             if not sensitive:
-                index = static.get((name, value))
-                if index is not None:
-                    out.append(encode_integer(index, 7, 0x80))
+                indexed = static.get((name, value))
+                if indexed is not None:
+                    append(indexed)
                     continue
-            flags = _NEVER_INDEXED if sensitive else _LITERAL
-            index = names.get(name)
-            if index is not None:
-                out.append(encode_integer(index, 4, flags))
+            prefixes = names.get(name)
+            if prefixes is not None:
+                append(prefixes[sensitive])
             else:
-                out.append(bytes((flags,)))
-                out.append(_string(name))
-            out.append(_string(value))
+                append(b"\x10" if sensitive else b"\x00")
+                n = len(name)
+                append(lengths[n] if n < 127 else encode_integer(n, 7))
+                append(name)
+            n = len(value)
+            append(lengths[n] if n < 127 else encode_integer(n, 7))
+            append(value)
         return b"".join(out)
