@@ -21,6 +21,7 @@ remembered, an older one counts as never opened):
 """
 from __future__ import annotations
 
+import abc
 from collections import deque
 
 from .events import (ENHANCE_YOUR_CALM, FLOW_CONTROL_ERROR, PROTOCOL_ERROR, STREAM_CLOSED, Data,
@@ -69,7 +70,7 @@ class H2Stream:
         self.head_request = False              # client: a HEAD request (its response has no body)
 
 
-class H2Connection:
+class H2Connection(abc.ABC):
     _client_side = False
 
     def __init__(self, settings: Http2Settings) -> None:
@@ -128,16 +129,19 @@ class H2Connection:
         self._peer_max_frame = DEFAULT_MAX_FRAME
         self._peer_max_streams = 2**32 - 1
 
-    # -- hooks -------------------------------------------------------------------------
+    # -- hooks (the endpoint implements them: http2_endpoint.py, http2.py) -------------
+    @abc.abstractmethod
     def _on_new_stream(self, sid: int, fields: list, end_stream: bool, out: list[Event]) -> None:
-        raise NotImplementedError
+        """The peer opened stream ``sid`` with this decoded header block."""
 
+    @abc.abstractmethod
     def _on_stream_headers(self, sid: int, st: H2Stream, fields: list, end_stream: bool,
                            out: list[Event]) -> None:
-        raise NotImplementedError
+        """A header block on a stream we track (a response head, 1xx, or trailers)."""
 
+    @abc.abstractmethod
     def _on_window_opened(self, stream_ids, out: list[Event]) -> None:
-        raise NotImplementedError
+        """The peer's windows grew for these streams (or all blocked ones): send what waits."""
 
     # -- streams -----------------------------------------------------------------------
     def _open_stream(self, sid: int) -> H2Stream:

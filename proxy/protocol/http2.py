@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from .events import (INTERNAL_ERROR, PROTOCOL_ERROR, REFUSED_STREAM, Event, Headers,
                      RequestHead, ResponseHead)
+from .h2connection import H2ConnectionError
 from .h2frames import H2_PREFACE
 from .h2headers import Malformed, request_parts, response_parts
 from .http1_common import LocalProtocolError
@@ -137,6 +138,11 @@ class Http2ServerConnection(H2Endpoint):
 class Http2ClientConnection(H2Endpoint):
     """Upstream HTTP/2. The codec picks stream ids: `send_request` returns one
     (or ``send(RequestHead)`` with ``stream_id=next_stream_id()``)."""
+
+    def _on_new_stream(self, sid: int, fields: list, end_stream: bool, out: list[Event]) -> None:
+        # A server never opens a stream (push is disabled): the connection refuses the
+        # HEADERS before this; kept so that rule holds even if that check moves.
+        raise H2ConnectionError(PROTOCOL_ERROR, f"HEADERS opening stream {sid} (the server may not)")
 
     _client_side = True
 
